@@ -1,0 +1,145 @@
+"""`tune`: the command line. Thin commands, one core call each.
+
+The only place that catches `TunerError` and chooses the exit code: 0 ok, 1 runtime failure,
+2 user error. Imports of torch, Ray and LLaMA-Factory happen inside commands, so `tune --help`
+stays fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from tuner.errors import TunerError
+
+app = typer.Typer(
+    name="tune",
+    help="Hyperparameter tuning of LLaMA-Factory SFT runs. Without --config, commands use the "
+    "embedded demo (a tiny Qwen3 trained on the CPU).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Block config (config.yaml). Default: the embedded demo."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a parameter: key=value (repeatable), e.g. learning_rate=1.0e-4."),
+]
+SpaceOpt = Annotated[
+    Path | None, typer.Option("--space", help="Search space file. Default: search_spaces/sft_full.yaml.")
+]
+TrialsDirOpt = Annotated[
+    Path, typer.Option("--trials-dir", help="Root of the trial workspaces.")
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what tuner does.")]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _load(config: Path | None):
+    from tuner.block import load_block
+
+    if config is not None:
+        return load_block(config)
+    from tuner.demo import build_demo
+
+    with err.status("Building the embedded demo (first use only)..."):
+        demo = build_demo()
+    err.print(f"[dim]Using the embedded demo block: {demo.block}[/dim]")
+    return load_block(demo.block)
+
+
+@app.command()
+def check(config: ConfigOpt = None, space: SpaceOpt = None, verbose: VerboseOpt = False) -> None:
+    """Preflight a block: print every problem at once; exit 2 if any is an error."""
+    _setup_logging(verbose)
+    from tuner import _console
+    from tuner.preflight import run_preflight
+
+    block = _load(config)
+    findings = run_preflight(block, space_path=space)
+    _console.print_findings(out, block.file, findings)
+    if any(f.severity == "error" for f in findings):
+        raise typer.Exit(2)
+
+
+@app.command()
+def render(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    trials_dir: TrialsDirOpt = Path("trials"),
+    ds_config: Annotated[bool, typer.Option("--ds-config", help="Also print the DeepSpeed JSON.")] = False,
+) -> None:
+    """Print the LLaMA-Factory YAML that a trial with these parameters would run."""
+    import json
+
+    from tuner.overrides import parse_sets
+    from tuner.trial import preview
+
+    block = _load(config)
+    rendered = preview(block, parse_sets(set_ or []), trials_dir)
+    out.print(rendered.yaml_text, end="", markup=False, highlight=False)
+    if ds_config and rendered.ds_config is not None:
+        out.print("# ds_config.json\n" + json.dumps(rendered.ds_config, indent=2), markup=False)
+
+
+@app.command()
+def trial(
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    trials_dir: TrialsDirOpt = Path("trials"),
+    study: Annotated[str, typer.Option("--study", help="Folder under --trials-dir for this trial.")] = "adhoc",
+    nproc: Annotated[int, typer.Option("--nproc", min=1, help="Processes (GPUs) for the trial.")] = 1,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run one trial outside any study, with live progress: debug a block before a study."""
+    _setup_logging(verbose)
+    from tuner import _console
+    from tuner.overrides import parse_sets
+    from tuner.preflight import run_preflight
+    from tuner.trial import TrialRequest, run_trial
+    from tuner.workspace import next_free
+
+    block = _load(config)
+    params = parse_sets(set_ or [])
+    findings = run_preflight(block)
+    _console.print_findings(err, block.file, findings, quiet=True)
+    if any(f.severity == "error" for f in findings):
+        raise typer.Exit(2)
+    paths = next_free(trials_dir, study)
+    request = TrialRequest(block, params, paths, nproc=nproc, run_name=f"{study}-{paths.root.name}")
+    err.print(f"Trial workspace: {paths.root}")
+    with _console.TrialProgress(err) as progress:
+        result = run_trial(request, on_record=progress.update)
+    _console.print_result(out, result, paths)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except TunerError as e:
+        err.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted: every trial process was stopped")
+        sys.exit(130)

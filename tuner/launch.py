@@ -1,0 +1,184 @@
+"""Start `llamafactory-cli train <yaml>` for one trial; stop it and everything it spawned.
+
+The only module that starts processes. The child runs in its own process group
+(`start_new_session=True`), so stopping a trial kills torchrun and all its workers: nothing is left
+holding GPU memory. Its stdout+stderr go through a reader thread into `train.log` with every
+secret replaced by `***`, and the last lines are kept for the trial's record.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuner.errors import LaunchError
+
+log = logging.getLogger(__name__)
+
+TAIL_LINES = 60
+
+
+def free_port() -> int:
+    """A TCP port free right now. torchrun binds it a few seconds later; the trial runner retries
+    once with a new port if another process took it in between (EADDRINUSE in the log)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    yaml_path: Path
+    log_path: Path
+    nproc: int = 1
+    gpu_ids: tuple[str, ...] = ()  # as Ray granted them; empty: CPU
+    env: dict[str, str] = field(default_factory=dict)  # extra, non-secret (WANDB_PROJECT, ...)
+    secret_env: dict[str, str] = field(default_factory=dict)  # reaches the child only
+
+
+def cli_path() -> str:
+    """`llamafactory-cli` of this interpreter's environment (torchrun must come from it too)."""
+    candidate = Path(sys.executable).with_name("llamafactory-cli")
+    if candidate.exists():
+        return str(candidate)
+    raise LaunchError(
+        f"llamafactory-cli is not installed beside {sys.executable}; run ./install.sh (README.md)"
+    )
+
+
+def child_env(spec: LaunchSpec, master_port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # llamafactory-cli execs `torchrun`
+    env.update(
+        {
+            "FORCE_TORCHRUN": "1",
+            "NNODES": "1",
+            "NODE_RANK": "0",
+            # On CPU, LLaMA-Factory counts 0 devices and would start torchrun with 0 processes.
+            "NPROC_PER_NODE": str(max(1, spec.nproc)),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(master_port),
+            "CUDA_VISIBLE_DEVICES": ",".join(spec.gpu_ids),
+            "PYTHONUNBUFFERED": "1",
+            "TOKENIZERS_PARALLELISM": "false",
+            # DeepSpeed and torch repeat the same FutureWarning thousands of times per trial.
+            "PYTHONWARNINGS": "ignore::FutureWarning",
+        }
+    )
+    if not spec.gpu_ids:
+        env["DS_ACCELERATOR"] = "cpu"
+    env.update(spec.env)
+    env.update(spec.secret_env)
+    return env
+
+
+class TrialProcess:
+    """A running `llamafactory-cli train`. Use `start()`, then `poll()`/`wait()`, and `stop()`."""
+
+    def __init__(self, spec: LaunchSpec, master_port: int | None = None) -> None:
+        self.spec = spec
+        self.master_port = master_port or free_port()
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.started_at = 0.0
+        self.stop_reason: str | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self._secrets = sorted((v for v in spec.secret_env.values() if v), key=len, reverse=True)
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "start() first"
+        return self._proc.pid
+
+    def start(self) -> TrialProcess:
+        argv = [cli_path(), "train", str(self.spec.yaml_path)]
+        self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                cwd=self.spec.yaml_path.parent,
+                env=child_env(self.spec, self.master_port),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise LaunchError(f"cannot start {argv[0]}: {e}") from e
+        self.started_at = time.monotonic()
+        self._reader = threading.Thread(target=self._copy_output, name="train-log", daemon=True)
+        self._reader.start()
+        log.debug("started %s (pid %s, port %s)", argv, self._proc.pid, self.master_port)
+        return self
+
+    def _redact(self, line: str) -> str:
+        for secret in self._secrets:
+            line = line.replace(secret, "***")
+        return line
+
+    def _copy_output(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        with self.spec.log_path.open("a", encoding="utf-8") as out:
+            for raw in self._proc.stdout:
+                line = self._redact(raw.decode("utf-8", errors="replace"))
+                out.write(line)
+                out.flush()
+                # tqdm-style progress rewrites one line with \r: keep only its last state.
+                self.tail.append(line.rstrip("\n").rsplit("\r", 1)[-1])
+
+    def poll(self) -> int | None:
+        assert self._proc is not None, "start() first"
+        return self._proc.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self._proc is not None, "start() first"
+        code = self._proc.wait(timeout)
+        if self._reader is not None:
+            self._reader.join(timeout=10)
+        return code
+
+    def stop(self, reason: str = "killed", grace_s: float = 10.0) -> int:
+        """End the whole process tree: SIGTERM to the group, then SIGKILL after `grace_s`."""
+        assert self._proc is not None, "start() first"
+        self.stop_reason = self.stop_reason or reason
+        if self._proc.poll() is None:
+            _signal_group(self._proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(grace_s)
+        # torchrun's workers may outlive the launcher: always sweep the group.
+        _signal_group(self._proc.pid, signal.SIGKILL)
+        code = self.wait()  # reap the leader first: a zombie still counts as a group member
+        _wait_group_gone(self._proc.pid, timeout_s=grace_s)
+        return code
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _wait_group_gone(pgid: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.05)

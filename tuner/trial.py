@@ -1,0 +1,239 @@
+"""One trial, start to end: prepare -> render -> launch -> follow -> classify -> clean up.
+
+Plain Python with callbacks and no Ray or Optuna import: `driver.py` wraps `run_trial` as a Ray
+trainable, `tune trial` calls it directly. A failed trial is a result (with its exit class and the
+log tail), never an exception; only a trial that cannot even be prepared raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuner import _deepspeed
+from tuner.block import Block
+from tuner.dataset import PreparedData, prepare_dataset
+from tuner.launch import LaunchSpec, TrialProcess
+from tuner.overrides import apply_params, targets_for
+from tuner.progress import DivergenceGuard, LogFollower, LogRecord, final_metrics
+from tuner.render import Rendered, render
+from tuner.workspace import TrialPaths, check_trials_dir, write_json_atomic, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+EXIT_CLASSES = ("ok", "oom", "diverged", "crashed", "timeout", "killed", "pruned", "budget", "interrupted")
+_OOM = re.compile(
+    r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|Cannot allocate memory"
+    r"|Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9",
+    re.I,
+)
+_PORT_TAKEN = re.compile(r"EADDRINUSE|address already in use", re.I)
+_ERROR_LINE = re.compile(r"^\s*(\w+(\.\w+)*(Error|Exception)|RuntimeError|ValueError|OSError)\b.*")
+
+
+@dataclass(frozen=True)
+class TrialRequest:
+    block: Block
+    params: dict[str, Any]
+    paths: TrialPaths
+    targets: dict[str, str] = field(default_factory=dict)  # param -> "training" | "conversion"
+    nproc: int = 1
+    gpu_ids: tuple[str, ...] = ()
+    run_name: str | None = None
+    group: str | None = None  # wandb group (the study)
+    timeout_s: float | None = None
+
+
+@dataclass
+class TrialResult:
+    exit_class: str
+    metric: str
+    value: float | None
+    metrics: dict[str, float]
+    reason: str
+    returncode: int | None
+    wall_s: float
+    startup_s: float | None  # launch -> first trainer log line (imports, tokenization, model load)
+    steps: int
+    total_steps: int
+    global_batch_size: int
+    n_train: int
+    log_tail: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_class == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["value"] = self.value if self.value is None or math.isfinite(self.value) else str(self.value)
+        return data
+
+
+# on_record: called for every trainer log line; may return a reason ("pruned", "budget", ...)
+# to stop the trial. should_stop: polled; same contract, for stops that come from outside.
+OnRecord = Callable[[LogRecord], str | None]
+
+
+def plan(request: TrialRequest) -> tuple[PreparedData, Rendered]:
+    """Fill the parameters into the block, convert the data (cached) and render; writes no trial file."""
+    paths = request.paths
+    targets = {**targets_for(request.params), **request.targets}
+    block = apply_params(request.block, request.params, targets, origin=f"trial {paths.root.name}")
+    data = prepare_dataset(block.conversion, block.training.template, paths.data_cache)
+    ds_config = _deepspeed.resolve(block.training.deepspeed, block.file)
+    rendered = render(block, paths, data, ds_config=ds_config, nproc=request.nproc,
+                      run_name=request.run_name)  # fmt: skip
+    return data, rendered
+
+
+def preview(block: Block, params: dict[str, Any], trials_dir: Path) -> Rendered:
+    """What a trial with these parameters would run (`tune render`), at a placeholder path."""
+    paths = TrialPaths(check_trials_dir(trials_dir) / "preview" / "0000")
+    return plan(TrialRequest(block, params, paths))[1]
+
+
+def prepare(request: TrialRequest) -> tuple[PreparedData, Rendered]:
+    """`plan`, then write params.json, llamafactory.yaml and ds_config.json into the workspace."""
+    paths = request.paths
+    data, rendered = plan(request)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(paths.params, request.params)
+    write_text_atomic(paths.yaml, rendered.yaml_text)
+    if rendered.ds_config is not None:
+        write_json_atomic(paths.ds_config, rendered.ds_config)
+    return data, rendered
+
+
+def _launch_env(request: TrialRequest) -> tuple[dict[str, str], dict[str, str]]:
+    experiment = request.block.experiment
+    if experiment.wandb_mode == "disabled":
+        return {"WANDB_DISABLED": "true", "WANDB_MODE": "disabled"}, {}
+    env = {"WANDB_MODE": experiment.wandb_mode, "WANDB_PROJECT": experiment.wandb_project,
+           "WANDB_DIR": str(request.paths.root)}  # fmt: skip
+    if request.run_name:
+        env["WANDB_NAME"] = request.run_name
+    if request.group:
+        env["WANDB_RUN_GROUP"] = request.group
+    key = request.block.secret("wandb_api_key")
+    return env, ({"WANDB_API_KEY": key} if key else {})
+
+
+def classify(
+    returncode: int | None, stop_reason: str | None, value: float | None, tail: list[str]
+) -> tuple[str, str]:
+    """(exit class, one-line reason) of a finished trial process."""
+    error = next((line.strip() for line in reversed(tail) if _ERROR_LINE.match(line)), "")
+    if stop_reason:
+        return stop_reason.split(":", 1)[0], stop_reason
+    text = "\n".join(tail)
+    if returncode == 0:
+        if value is None:
+            return "crashed", "finished without the objective metric (is do_eval possible?)"
+        if not math.isfinite(value):
+            return "diverged", f"final metric is {value}"
+        return "ok", ""
+    if _OOM.search(text):
+        return "oom", error or "out of memory (a worker was killed or could not allocate)"
+    return "crashed", error or f"llamafactory-cli exited with code {returncode}"
+
+
+def run_trial(
+    request: TrialRequest,
+    *,
+    on_record: OnRecord | None = None,
+    should_stop: Callable[[], str | None] | None = None,
+    poll_s: float = 0.5,
+) -> TrialResult:
+    """Run one trial to its end. Ctrl-C stops the process tree, then propagates."""
+    started = time.monotonic()
+    data, rendered = prepare(request)
+    env, secret_env = _launch_env(request)
+    spec = LaunchSpec(request.paths.yaml, request.paths.train_log, nproc=request.nproc,
+                      gpu_ids=request.gpu_ids, env=env, secret_env=secret_env)  # fmt: skip
+    metric = request.block.experiment.metric
+    for attempt in (1, 2):
+        process = TrialProcess(spec).start()
+        follower = LogFollower(request.paths.output_dir / "trainer_log.jsonl")
+        guard = DivergenceGuard()
+        first_record_at: float | None = None
+        last: LogRecord | None = None
+        try:
+            while process.poll() is None:
+                stop, records = _follow(follower, guard, on_record, should_stop)
+                if records:
+                    first_record_at = first_record_at or time.monotonic()
+                    last = records[-1]
+                if stop:
+                    process.stop(stop)
+                    break
+                if request.timeout_s and time.monotonic() - started > request.timeout_s:
+                    process.stop(f"timeout: exceeded {request.timeout_s:g} s")
+                    break
+                time.sleep(poll_s)
+            returncode = process.wait()
+        except BaseException:
+            process.stop("interrupted")
+            raise
+        finally:
+            process.stop(process.stop_reason or "cleanup")  # sweep the group whatever happened
+        records = follower.poll()  # lines written just before exit
+        if records:
+            first_record_at = first_record_at or time.monotonic()
+            last = records[-1]
+        tail = list(process.tail)
+        crashed_early = returncode != 0 and first_record_at is None and not process.stop_reason
+        if attempt == 1 and crashed_early and _PORT_TAKEN.search("\n".join(tail)):
+            log.warning("trial %s: master port was taken, relaunching once", request.paths.root.name)
+            continue
+        break
+
+    metrics = final_metrics(request.paths.output_dir) if returncode == 0 else {}
+    value = metrics.get(metric)
+    if value is None and returncode == 0 and last is not None and last.eval_metrics:
+        value = last.eval_metrics.get(metric)
+    stop_reason = process.stop_reason if process.stop_reason != "cleanup" else None
+    exit_class, reason = classify(returncode, stop_reason, value, tail)
+    result = TrialResult(
+        exit_class=exit_class,
+        metric=metric,
+        value=value if exit_class == "ok" else None,
+        metrics=metrics,
+        reason=reason,
+        returncode=returncode,
+        wall_s=round(time.monotonic() - started, 3),
+        startup_s=round(first_record_at - process.started_at, 3) if first_record_at else None,
+        steps=last.step if last else 0,
+        total_steps=last.total_steps if last else rendered.total_steps,
+        global_batch_size=rendered.global_batch_size,
+        n_train=data.n_train,
+        log_tail=tail[-30:] if exit_class != "ok" else [],
+    )
+    write_json_atomic(request.paths.result, result.to_json())
+    return result
+
+
+def _follow(
+    follower: LogFollower,
+    guard: DivergenceGuard,
+    on_record: OnRecord | None,
+    should_stop: Callable[[], str | None] | None,
+) -> tuple[str | None, list[LogRecord]]:
+    records = follower.poll()
+    for record in records:
+        diverged = guard.check(record)
+        if diverged:
+            return f"diverged: {diverged}", records
+        if on_record is not None:
+            reason = on_record(record)
+            if reason:
+                return reason, records
+    if should_stop is not None:
+        return should_stop(), records
+    return None, records
