@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -21,20 +21,31 @@ def key_path(loc: Iterable[Any], prefix: str = "") -> str:
     return text
 
 
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """BaseModel classes inside an annotation such as `X | None` or `dict[str, X | None]`."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _models_in(arg)]
+
+
 def _known_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """Field names (and aliases) of the model that owns the key at `loc`, for spelling hints."""
+    """Field names of the model that owns the key at `loc`, for spelling hints."""
     current: Any = model
+    pending_mapping = False
     for item in loc[:-1]:
+        if pending_mapping:  # this loc element is a user's mapping key (e.g. a parameter name)
+            pending_mapping = False
+            continue
         fields = getattr(current, "model_fields", None)
         if not fields or item not in fields:
             return []
         annotation = fields[item].annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        current = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if current is None:
+        pending_mapping = get_origin(annotation) is dict
+        models = _models_in(annotation)
+        if not models:
             return []
-    fields = getattr(current, "model_fields", {})
-    return [f.alias or name for name, f in fields.items()]
+        current = models[0]
+    return [f.alias or name for name, f in getattr(current, "model_fields", {}).items() if not f.exclude]
 
 
 def _fix_for(error: dict[str, Any], model: type[BaseModel], key: str) -> str:
@@ -46,8 +57,10 @@ def _fix_for(error: dict[str, Any], model: type[BaseModel], key: str) -> str:
         close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
         hint = f"did you mean `{close[0]}`? " if close else ""
         return f"{hint}remove the key or correct its spelling (known keys: {', '.join(known)})"
-    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
-        return "use a value inside the allowed range"
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "the limit")
+        return f"use a value {bounds[kind]} {limit}"
     if kind in {"float_parsing", "float_type", "int_parsing", "int_type", "int_from_float"}:
         return "write a plain number, e.g. 1.0e-5 or 3 (no quotes, no units)"
     if kind == "literal_error":

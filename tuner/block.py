@@ -118,8 +118,9 @@ class RangeOverride(_Strict):
 
 
 class Evolving(_Strict):
-    tunable_params: list[str] | dict[str, RangeOverride | None] = Field(
-        default_factory=list, description="Parameters safe to tune: names, or names -> ranges."
+    tunable_params: dict[str, RangeOverride | None] = Field(
+        default_factory=dict,
+        description="Parameters safe to tune: a list of names, or a mapping of names to narrowed ranges.",
     )
     global_batch_size: Annotated[list[int], Field(min_length=2, max_length=2)] | None = Field(
         None, description="[min, max] of per_device × grad_accum × GPUs; other trials are skipped."
@@ -127,8 +128,20 @@ class Evolving(_Strict):
 
     @field_validator("tunable_params", mode="before")
     @classmethod
-    def _none_is_empty(cls, value: Any) -> Any:
-        return [] if value is None else value
+    def _names_or_mapping(cls, value: Any) -> Any:
+        """Accept a list of names as the mapping {name: None} (every name as the space file says)."""
+        if value is None:
+            return {}
+        if isinstance(value, list):
+            if not all(isinstance(v, str) for v in value):
+                raise ValueError("must list parameter names (strings), e.g. [learning_rate, num_train_epochs]")
+            twice = sorted({v for v in value if value.count(v) > 1})
+            if twice:
+                raise ValueError(f"lists {twice} more than once; list each parameter once")
+            return dict.fromkeys(value)
+        if not isinstance(value, dict):
+            raise ValueError("must be a list of parameter names or a mapping of names to ranges")
+        return value
 
 
 class Block(_Strict):

@@ -113,13 +113,14 @@ def trial(
     """Run one trial outside any study, with live progress: debug a block before a study."""
     _setup_logging(verbose)
     from tuner import _console
-    from tuner.overrides import parse_sets
+    from tuner.overrides import apply_params, parse_sets, targets_for
     from tuner.preflight import run_preflight
     from tuner.trial import TrialRequest, run_trial
     from tuner.workspace import next_free
 
     block = _load(config)
     params = parse_sets(set_ or [])
+    apply_params(block, params, targets_for(params), origin="--set")  # bad values fail before any work
     findings = run_preflight(block)
     _console.print_findings(err, block.file, findings, quiet=True)
     if any(f.severity == "error" for f in findings):
@@ -138,7 +139,7 @@ def main() -> None:
     try:
         app()
     except TunerError as e:
-        err.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False)
+        err.print(f"[bold red]error:[/bold red] {escape(str(e))}", highlight=False, soft_wrap=True)
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted: every trial process was stopped")

@@ -12,6 +12,7 @@ import collections
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,6 +27,10 @@ from tuner.errors import LaunchError
 log = logging.getLogger(__name__)
 
 TAIL_LINES = 60
+# An exception line of a worker ("[rank0]: OSError: ..."); the launcher's own wrappers
+# (ChildFailedError, CalledProcessError) only say that a worker failed, not why.
+_EXCEPTION = re.compile(r"^(?:\[rank\d+\]:\s*)?((?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt)\b.*)$")
+_WRAPPERS = ("ChildFailedError", "CalledProcessError")
 
 
 def free_port() -> int:
@@ -86,10 +91,12 @@ def child_env(spec: LaunchSpec, master_port: int) -> dict[str, str]:
 class TrialProcess:
     """A running `llamafactory-cli train`. Use `start()`, then `poll()`/`wait()`, and `stop()`."""
 
-    def __init__(self, spec: LaunchSpec, master_port: int | None = None) -> None:
+    def __init__(self, spec: LaunchSpec, master_port: int | None = None, argv: list[str] | None = None) -> None:
         self.spec = spec
+        self.argv = argv or [cli_path(), "train", str(spec.yaml_path)]
         self.master_port = master_port or free_port()
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.errors: list[str] = []  # the first exception lines of the workers, in order
         self.started_at = 0.0
         self.stop_reason: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -102,7 +109,7 @@ class TrialProcess:
         return self._proc.pid
 
     def start(self) -> TrialProcess:
-        argv = [cli_path(), "train", str(self.spec.yaml_path)]
+        argv = self.argv
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._proc = subprocess.Popen(
@@ -135,7 +142,11 @@ class TrialProcess:
                 out.write(line)
                 out.flush()
                 # tqdm-style progress rewrites one line with \r: keep only its last state.
-                self.tail.append(line.rstrip("\n").rsplit("\r", 1)[-1])
+                text = line.rstrip("\n").rsplit("\r", 1)[-1]
+                self.tail.append(text)
+                match = _EXCEPTION.match(text)
+                if match and len(self.errors) < 10 and not any(w in text for w in _WRAPPERS):
+                    self.errors.append(match.group(1).strip())
 
     def poll(self) -> int | None:
         assert self._proc is not None, "start() first"

@@ -237,14 +237,7 @@ def build_space(block: Block, space_path: Path | None = None) -> SearchSpace:
     """Pick and narrow the block's tunables from the space file. Raises SpaceError."""
     path = Path(space_path or DEFAULT_SPACE)
     space_file = load_space_file(path)
-    tunables = block.evolving.tunable_params
-    overrides: dict[str, RangeOverride | None] = (
-        dict.fromkeys(tunables) if isinstance(tunables, list) else dict(tunables)
-    )
-    if isinstance(tunables, list) and len(set(tunables)) != len(tunables):
-        dupes = sorted({t for t in tunables if tunables.count(t) > 1})
-        raise SpaceError("lists a parameter twice", file=block.file, key="evolving.tunable_params",
-                         value=dupes, fix="list each parameter once")  # fmt: skip
+    overrides = block.evolving.tunable_params
     params: dict[str, Param] = {}
     problems: list[SpaceError] = []
     for name, override in overrides.items():

@@ -34,7 +34,6 @@ _OOM = re.compile(
     re.I,
 )
 _PORT_TAKEN = re.compile(r"EADDRINUSE|address already in use", re.I)
-_ERROR_LINE = re.compile(r"^\s*(\w+(\.\w+)*(Error|Exception)|RuntimeError|ValueError|OSError)\b.*")
 
 
 @dataclass(frozen=True)
@@ -126,10 +125,11 @@ def _launch_env(request: TrialRequest) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def classify(
-    returncode: int | None, stop_reason: str | None, value: float | None, tail: list[str]
+    returncode: int | None, stop_reason: str | None, value: float | None, tail: list[str], errors: list[str]
 ) -> tuple[str, str]:
-    """(exit class, one-line reason) of a finished trial process."""
-    error = next((line.strip() for line in reversed(tail) if _ERROR_LINE.match(line)), "")
+    """(exit class, one-line reason) of a finished trial process. `errors`: the workers' exception
+    lines in order; the first is the root cause (later ones are re-raises)."""
+    error = errors[0] if errors else ""
     if stop_reason:
         return stop_reason.split(":", 1)[0], stop_reason
     text = "\n".join(tail)
@@ -139,7 +139,7 @@ def classify(
         if not math.isfinite(value):
             return "diverged", f"final metric is {value}"
         return "ok", ""
-    if _OOM.search(text):
+    if _OOM.search(text) or any(_OOM.search(e) for e in errors):
         return "oom", error or "out of memory (a worker was killed or could not allocate)"
     return "crashed", error or f"llamafactory-cli exited with code {returncode}"
 
@@ -199,7 +199,7 @@ def run_trial(
     if value is None and returncode == 0 and last is not None and last.eval_metrics:
         value = last.eval_metrics.get(metric)
     stop_reason = process.stop_reason if process.stop_reason != "cleanup" else None
-    exit_class, reason = classify(returncode, stop_reason, value, tail)
+    exit_class, reason = classify(returncode, stop_reason, value, tail, process.errors)
     result = TrialResult(
         exit_class=exit_class,
         metric=metric,
@@ -213,7 +213,7 @@ def run_trial(
         total_steps=last.total_steps if last else rendered.total_steps,
         global_batch_size=rendered.global_batch_size,
         n_train=data.n_train,
-        log_tail=tail[-30:] if exit_class != "ok" else [],
+        log_tail=[*process.errors[:3], "...", *tail[-30:]] if exit_class != "ok" else [],
     )
     write_json_atomic(request.paths.result, result.to_json())
     return result

@@ -19,6 +19,13 @@ from tuner.errors import ConfigError
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
+def cache_root() -> Path:
+    """tuner's per-user cache (the demo, LLaMA-Factory facts): $TUNER_CACHE_DIR or ~/.cache/tuner."""
+    configured = os.environ.get("TUNER_CACHE_DIR")
+    base = Path(configured) if configured else Path.home() / ".cache" / "tuner"
+    return base.expanduser().resolve()
+
+
 def check_study_name(name: str) -> str:
     if not _STUDY_NAME.match(name):
         raise ConfigError(

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from tuner import _yaml
+from tuner.workspace import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +40,6 @@ class Demo:
     def reasoning_block(self) -> Path:
         """Trajectories with `reasoning_content`, `template: qwen3` (keeps the chain of thought)."""
         return self.root / "block_reasoning.yaml"
-
-
-def cache_root() -> Path:
-    configured = os.environ.get("TUNER_CACHE_DIR")
-    base = Path(configured) if configured else Path.home() / ".cache" / "tuner"
-    return base.expanduser().resolve()
 
 
 def build_demo(root: Path | None = None) -> Demo:

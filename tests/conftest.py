@@ -1,0 +1,66 @@
+"""Shared fixtures: the embedded demo (built once per session) and block files in tmp_path."""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tuner import _yaml
+from tuner.demo import Demo, build_demo
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    """The demo model, data and block. TUNER_TEST_CACHE reuses a cache across runs (CI sets none)."""
+    root = os.environ.get("TUNER_TEST_CACHE")
+    return build_demo(Path(root) if root else tmp_path_factory.mktemp("cache"))
+
+
+@pytest.fixture(scope="session")
+def demo_data(demo: Demo) -> dict[str, Any]:
+    return _yaml.load(demo.block)
+
+
+def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+    if value is _DELETE:
+        node.pop(last, None)
+    else:
+        node[last] = value
+
+
+_DELETE = object()
+
+
+@pytest.fixture()
+def delete() -> object:
+    return _DELETE
+
+
+@pytest.fixture()
+def make_block(tmp_path: Path, demo: Demo, demo_data: dict[str, Any]) -> Callable[..., Path]:
+    """Write a copy of the demo block (absolute paths) with dotted-key changes; returns its path."""
+
+    def make(changes: dict[str, Any] | None = None, *, raw: str | None = None, name: str = "block.yaml") -> Path:
+        path = tmp_path / name
+        if raw is not None:
+            path.write_text(raw, encoding="utf-8")
+            return path
+        data = copy.deepcopy(demo_data)
+        section = data["runtime_info"]["input"]
+        section["training"]["model_name_or_path"] = str(demo.model_dir)
+        section["conversion"]["source"] = str(demo.root / section["conversion"]["source"])
+        for key, value in (changes or {}).items():
+            _set(data, key, value)
+        path.write_text(_yaml.dumps(data), encoding="utf-8")
+        return path
+
+    return make

@@ -1,0 +1,89 @@
+"""Process handling with a stand-in for llamafactory-cli: a parent that spawns a grandchild."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from tuner.launch import LaunchSpec, TrialProcess, child_env, group_alive
+
+SPAWNER = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+open(sys.argv[1], "w").write(str(child.pid))
+print("token=" + sys.argv[2], flush=True)
+print("starting", flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0); it holds no memory, but check its state to be exact
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _spawn(tmp_path: Path, secret: str = "") -> tuple[TrialProcess, int]:
+    script = tmp_path / "spawner.py"
+    script.write_text(SPAWNER)
+    pid_file = tmp_path / "grandchild.pid"
+    spec = LaunchSpec(tmp_path / "x.yaml", tmp_path / "train.log", secret_env={"WANDB_API_KEY": secret} if secret else {})
+    proc = TrialProcess(spec, argv=[sys.executable, str(script), str(pid_file), secret]).start()
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return proc, int(pid_file.read_text())
+
+
+def test_stop_kills_the_whole_process_tree(tmp_path):
+    proc, grandchild = _spawn(tmp_path)
+    assert _alive(proc.pid) and _alive(grandchild)
+    code = proc.stop("pruned", grace_s=2)
+    assert code != 0
+    assert not _alive(proc.pid) and not _alive(grandchild)
+    assert not group_alive(proc.pid)
+    assert proc.stop_reason == "pruned"
+
+
+def test_output_goes_to_train_log_with_secrets_redacted(tmp_path):
+    proc, _ = _spawn(tmp_path, secret="s3cr3t-value-42")
+    deadline = time.monotonic() + 10
+    while "starting" not in (tmp_path / "train.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.stop(grace_s=1)
+    log = (tmp_path / "train.log").read_text()
+    assert "token=***" in log and "s3cr3t-value-42" not in log
+    assert "starting" in proc.tail
+
+
+def test_child_env_for_cpu_trial(tmp_path):
+    env = child_env(LaunchSpec(tmp_path / "x.yaml", tmp_path / "l", nproc=1), master_port=29555)
+    assert env["FORCE_TORCHRUN"] == "1" and env["NNODES"] == "1" and env["NPROC_PER_NODE"] == "1"
+    assert env["MASTER_PORT"] == "29555" and env["CUDA_VISIBLE_DEVICES"] == "" and env["DS_ACCELERATOR"] == "cpu"
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)  # torchrun of this venv
+    gpu = child_env(LaunchSpec(tmp_path / "x.yaml", tmp_path / "l", nproc=2, gpu_ids=("3", "5")), 29556)
+    assert gpu["CUDA_VISIBLE_DEVICES"] == "3,5" and gpu["NPROC_PER_NODE"] == "2" and "DS_ACCELERATOR" not in gpu
+
+
+def test_worker_exceptions_are_collected_in_order(tmp_path):
+    script = tmp_path / "fail.py"
+    script.write_text(
+        "print('[rank0]: Traceback (most recent call last):')\n"
+        "print(\"[rank0]: huggingface_hub.errors.HFValidationError: Repo id must be in the form\")\n"
+        "print('[rank0]: OSError: Failed to load tokenizer.')\n"
+        "print('torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ')\n"
+        "raise SystemExit(1)\n"
+    )
+    spec = LaunchSpec(tmp_path / "x.yaml", tmp_path / "train.log")
+    proc = TrialProcess(spec, argv=[sys.executable, str(script)]).start()
+    assert proc.wait() == 1
+    assert proc.errors == ["huggingface_hub.errors.HFValidationError: Repo id must be in the form",
+                           "OSError: Failed to load tokenizer."]

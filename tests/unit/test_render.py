@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tuner import _deepspeed, _yaml
+from tuner._lf_args import parse_with_llamafactory
+from tuner.block import load_block
+from tuner.trial import TrialRequest, plan, prepare
+from tuner.workspace import trial_paths
+
+GOLDEN = Path(__file__).parent / "golden"
+PARAMS = {"learning_rate": 1.0e-4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
+          "num_train_epochs": 2, "max_instances": 120}
+
+
+def _render(make_block, tmp_path, changes=None, params=PARAMS, nproc=1):
+    block = load_block(make_block(changes))
+    paths = trial_paths(tmp_path / "trials", "study", 3)
+    return block, paths, plan(TrialRequest(block, params, paths, nproc=nproc, run_name="study-0003"))
+
+
+def _normalize(text: str, tmp_path: Path, demo) -> str:
+    return text.replace(str(demo.root), "<DEMO>").replace(str(tmp_path), "<TMP>")
+
+
+def _golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert text == path.read_text(), f"rendered output changed; UPDATE_GOLDEN=1 rewrites {path}"
+
+
+def test_render_matches_golden_file(make_block, tmp_path, demo):
+    _, _, (data, rendered) = _render(make_block, tmp_path)
+    text = _normalize(rendered.yaml_text, tmp_path, demo)
+    text = text.replace(data.key, "<KEY>")
+    _golden("render_demo.yaml", text)
+    _golden("ds_z3_config.json", json.dumps(rendered.ds_config, indent=2, sort_keys=True) + "\n")
+
+
+def test_render_fills_params_owns_paths_and_keeps_lf_defaults(make_block, tmp_path):
+    _, paths, (data, rendered) = _render(make_block, tmp_path)
+    args = rendered.args
+    assert args["learning_rate"] == 1e-4 and args["per_device_train_batch_size"] == 4
+    assert args["num_train_epochs"] == 2 and "max_instances" not in args
+    assert data.n_train == 120
+    assert args["output_dir"] == str(paths.output_dir) and Path(args["output_dir"]).is_absolute()
+    assert args["deepspeed"] == str(paths.ds_config)
+    assert args["dataset"] == data.train_name and args["eval_dataset"] == data.eval_name
+    assert args["report_to"] == "none" and args["run_name"] == "study-0003"
+    # 120 samples / (4 x 1 process) = 30 batches -> 15 optimizer steps per epoch -> 30 steps
+    assert rendered.total_steps == 30 and args["eval_steps"] == 8
+    assert rendered.global_batch_size == 8
+    for untouched in ("max_grad_norm", "weight_decay", "optim"):  # not written: LLaMA-Factory decides
+        assert untouched not in args
+
+
+def test_each_trial_gets_its_own_output_dir(make_block, tmp_path):
+    block = load_block(make_block())
+    outputs = {plan(TrialRequest(block, {}, trial_paths(tmp_path, "s", n)))[1].args["output_dir"] for n in range(3)}
+    assert len(outputs) == 3
+
+
+def test_wandb_modes_map_to_report_to(make_block, tmp_path):
+    for mode, expected in (("disabled", "none"), ("offline", "wandb"), ("online", "wandb")):
+        _, _, (_, rendered) = _render(make_block, tmp_path, {"experiment.wandb_mode": mode})
+        assert rendered.args["report_to"] == expected
+
+
+def test_no_secret_in_rendered_files(make_block, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNER_TEST_KEY", "wandb-secret-0123456789")
+    block = load_block(make_block({"credentials.wandb_api_key": "${TUNER_TEST_KEY}",
+                                   "experiment.wandb_mode": "online"}))
+    paths = trial_paths(tmp_path / "trials", "s", 0)
+    prepare(TrialRequest(block, {}, paths))
+    for path in paths.root.rglob("*"):
+        if path.is_file():
+            assert "wandb-secret-0123456789" not in path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("changes", "params", "nproc"),
+    [
+        (None, PARAMS, 1),
+        (None, {}, 2),
+        ({"experiment.wandb_mode": "offline"}, {"learning_rate": 1e-5}, 1),
+        ({"runtime_info.input.training.deepspeed": "ds_z2_config.json"}, {"num_train_epochs": 1}, 1),
+        ({"runtime_info.input.training.deepspeed": None, "runtime_info.input.training.save_steps": 50}, {}, 1),
+        ({"runtime_info.input.training.template": "qwen3", "runtime_info.input.training.neftune_noise_alpha": 5.0},
+         {"warmup_ratio": 0.05}, 1),
+    ],
+    ids=["demo-params", "two-procs", "wandb-offline", "zero2", "no-deepspeed-save-steps", "passthrough"],
+)
+def test_every_rendered_yaml_passes_llamafactory_parser(make_block, tmp_path, changes, params, nproc):
+    _, paths, (_, rendered) = _render(make_block, tmp_path, changes, params, nproc)
+    paths.root.mkdir(parents=True)
+    if rendered.ds_config is not None:  # the parser reads the DeepSpeed file
+        paths.ds_config.write_text(json.dumps(rendered.ds_config))
+    args = _yaml.loads(rendered.yaml_text)  # exactly what the trial would read
+    _, data_args, training_args, finetuning_args, _ = parse_with_llamafactory(args)
+    assert training_args.learning_rate == pytest.approx(args["learning_rate"])
+    assert training_args.output_dir == str(paths.output_dir)
+    assert data_args.dataset == [args["dataset"]] and finetuning_args.stage == "sft"
+
+
+def test_llamafactory_parser_rejects_unknown_key():
+    with pytest.raises(ValueError, match="learning_rte"):
+        parse_with_llamafactory({"model_name_or_path": "x", "learning_rte": 1.0, "output_dir": "/tmp/x"})
+
+
+def test_stock_deepspeed_name_resolves_and_a_real_file_wins(tmp_path):
+    assert _deepspeed.zero_stage(_deepspeed.resolve("ds_z3_config.json", "b.yaml")) == 3
+    own = tmp_path / "ds_z3_config.json"
+    own.write_text(json.dumps({"zero_optimization": {"stage": 2}}))
+    assert _deepspeed.zero_stage(_deepspeed.resolve(str(own), "b.yaml")) == 2
