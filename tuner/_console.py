@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -92,3 +93,74 @@ def print_result(console: Console, result: TrialResult, paths: TrialPaths) -> No
     if result.log_tail:
         console.print("[dim]last lines of train.log:[/dim]")
         console.print(escape("\n".join(result.log_tail[-15:])), highlight=False)
+
+
+def redact(url: str) -> str:
+    from tuner.study import redact as _redact
+
+    return _redact(url)
+
+
+def _spent_text(attrs: dict[str, Any]) -> str:
+    from tuner.budget import Budget
+
+    spent, budget = attrs.get("spent") or {}, attrs.get("budget")
+    if not budget:
+        return "-"
+    b = Budget.from_dict(budget)
+    if b.kind == "trials":
+        used = f"{spent.get('finished_trials', 0)}"
+    elif b.kind == "wall":
+        used = f"{spent.get('wall_s', 0) / 60:.1f}m"
+    else:
+        used = f"{spent.get('gpu_s', 0) / 3600:.2f}gpu-h"
+    return f"{used} of {b.describe()}"
+
+
+def print_studies(console: Console, url: str) -> None:
+    from tuner.live import state_counts
+    from tuner.study import StudyStore, study_names
+
+    names = study_names(url)
+    if not names:
+        console.print(f"No studies in {escape(redact(url))}. Start one with `tune start --budget 4`.")
+        return
+    table = Table(title=f"Studies in {redact(url)}", title_justify="left")
+    for column in ("study", "complete", "running", "pruned", "failed", "best", "budget spent"):
+        table.add_column(column)
+    for name in names:
+        store = StudyStore.open(url, name, create=False)
+        counts = state_counts(store.trials())
+        best = store.best()
+        table.add_row(escape(name), *(str(counts[k]) for k in ("complete", "running", "pruned", "failed")),
+                      f"{best.value:.4f} (#{best.number})" if best else "-", _spent_text(store.attrs()))  # fmt: skip
+    console.print(table)
+
+
+def print_study(console: Console, url: str, name: str) -> None:
+    from tuner.live import format_params, summary_table
+    from tuner.study import StudyStore
+
+    store = StudyStore.open(url, name, create=False)
+    attrs = store.attrs()
+    metric = attrs.get("metric", "value")
+    trials = store.trials()
+    console.print(summary_table(trials, metric))
+    reasons = [(t.number, t.user_attrs["reason"]) for t in trials
+               if t.user_attrs.get("reason") and t.state.name != "COMPLETE"]  # fmt: skip
+    for number, reason in reasons:
+        console.print(f"  #{number}: {escape(str(reason))}", highlight=False)
+    best = store.best()
+    console.print(f"budget: {_spent_text(attrs)}; sampler {attrs.get('sampler', '-')}, "
+                  f"scheduler {attrs.get('scheduler', '-')}; storage {escape(redact(url))}")  # fmt: skip
+    if best is not None:
+        console.print(f"[bold]best[/bold]: trial #{best.number} {metric}={best.value:.6f}  "
+                      f"{escape(format_params(best.params))}  ({escape(str(best.user_attrs.get('trial_dir', '')))})")
+
+
+def print_study_end(console: Console, session: Any) -> None:
+    url, name = session.store.url, session.store.name
+    print_study(console, url, name)
+    console.print("\nNext:")
+    console.print(f"  tune status {name} --storage '{escape(redact(url))}'    # this table again", highlight=False)
+    console.print(f"  optuna-dashboard '{escape(redact(url))}'    # plots in the browser", highlight=False)

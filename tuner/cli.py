@@ -52,6 +52,8 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Optuna announces every study and trial at INFO; the live view already shows them.
+    logging.getLogger("optuna").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def _load(config: Path | None):
@@ -133,6 +135,85 @@ def trial(
     _console.print_result(out, result, paths)
     if not result.ok:
         raise typer.Exit(1)
+
+
+BudgetOpt = Annotated[
+    str, typer.Option("--budget", "-b", help="Trials (20), wall time (90m, 8h) or GPU-hours (16gpu-h).")
+]
+StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name. Default: <data_name>-<date-time>.")]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", help="SQLAlchemy URL of the studies. Default: sqlite:///<trials-dir>/tuner.db."),
+]
+SamplerOpt = Annotated[str, typer.Option("--sampler", help="tpe (seeded), gp, random, grid or cmaes.")]
+SchedulerOpt = Annotated[str, typer.Option("--scheduler", help="asha (stop bad trials early) or none.")]
+GpusOpt = Annotated[int, typer.Option("--gpus-per-trial", help="GPUs per trial; 0 on CPU (1 process).")]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--max-concurrent", help="Trials at once. Default: GPUs / GPUs per trial (1 on CPU).")
+]
+AddressOpt = Annotated[
+    str | None, typer.Option("--address", help="Ray cluster address (HOST:PORT or auto). Default: a local Ray.")
+]
+
+
+@app.command()
+def start(
+    budget: BudgetOpt,
+    config: ConfigOpt = None,
+    study: StudyOpt = None,
+    storage: StorageOpt = None,
+    space: SpaceOpt = None,
+    sampler: SamplerOpt = "tpe",
+    scheduler: SchedulerOpt = "asha",
+    gpus_per_trial: GpusOpt = 0,
+    max_concurrent: ConcurrencyOpt = None,
+    address: AddressOpt = None,
+    trials_dir: TrialsDirOpt = Path("trials"),
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler.")] = 0,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Run a study: sample parameters, run real trials on Ray, record everything in the Optuna study."""
+    _setup_logging(verbose)
+    from tuner import _console
+    from tuner.errors import PreflightError
+    from tuner.live import LiveView
+    from tuner.start import StartOptions, prepare_study, run_study
+
+    options = StartOptions(budget=budget, study=study, storage=storage, space=space, sampler=sampler,
+                           scheduler=scheduler, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
+                           address=address, trials_dir=trials_dir, seed=seed, verbose=verbose)  # fmt: skip
+    block = _load(config)
+    try:
+        prepared = prepare_study(block, options)
+    except PreflightError as e:
+        _console.print_findings(err, block.file, e.findings)
+        raise
+    _console.print_findings(err, block.file, prepared.findings, quiet=True)
+    session = prepared.session
+    verb = "Resuming" if prepared.resumed else "Starting"
+    where = escape(_console.redact(session.store.url))
+    err.print(f"{verb} study [bold]{escape(session.store.name)}[/bold] in {where}; budget "
+              f"{prepared.budget.describe()}; trials in {prepared.plan.trials_dir / session.store.name}")
+    with LiveView(err, session, prepared.budget.describe()) as view:
+        run_study(prepared, view.refresh)
+    _console.print_study_end(out, session)
+
+
+@app.command()
+def status(
+    study: Annotated[str | None, typer.Argument(help="A study name; without it, every study in the storage.")] = None,
+    storage: StorageOpt = None,
+    trials_dir: TrialsDirOpt = Path("trials"),
+) -> None:
+    """Show the studies in a storage, or one study's trials, as tables."""
+    from tuner import _console
+    from tuner.study import default_storage
+
+    url = storage or default_storage(trials_dir)
+    if study is None:
+        _console.print_studies(out, url)
+    else:
+        _console.print_study(out, url, study)
 
 
 def main() -> None:

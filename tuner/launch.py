@@ -93,7 +93,9 @@ class TrialProcess:
 
     def __init__(self, spec: LaunchSpec, master_port: int | None = None, argv: list[str] | None = None) -> None:
         self.spec = spec
-        self.argv = argv or [cli_path(), "train", str(spec.yaml_path)]
+        # The guard kills the trial's process group if this process dies without cleaning up.
+        self.argv = argv or [sys.executable, "-m", "tuner._guard", str(os.getpid()), "--",
+                             cli_path(), "train", str(spec.yaml_path)]  # fmt: skip
         self.master_port = master_port or free_port()
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.errors: list[str] = []  # the first exception lines of the workers, in order

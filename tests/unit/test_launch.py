@@ -87,3 +87,28 @@ def test_worker_exceptions_are_collected_in_order(tmp_path):
     assert proc.wait() == 1
     assert proc.errors == ["huggingface_hub.errors.HFValidationError: Repo id must be in the form",
                            "OSError: Failed to load tokenizer."]
+
+
+def test_guard_kills_the_trial_when_its_launcher_dies(tmp_path):
+    """A launcher killed with SIGKILL (no cleanup) must not leave the trial's processes behind."""
+    import signal
+    import subprocess
+
+    script = tmp_path / "spawner.py"
+    script.write_text(SPAWNER)
+    pid_file = tmp_path / "grandchild.pid"
+    launcher = subprocess.Popen([sys.executable, "-c", (
+        "import os, subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-m', 'tuner._guard', str(os.getpid()), '--', sys.executable, {str(script)!r}, {str(pid_file)!r}, 'x'], start_new_session=True)\n"
+        "time.sleep(600)\n")])
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    assert _alive(grandchild)
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+    deadline = time.monotonic() + 15
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(grandchild)

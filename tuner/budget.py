@@ -1,0 +1,132 @@
+"""Budgets: parse `--budget` and account what a study has spent.
+
+Three kinds: a number of trials (`20`), wall-clock time (`90m`, `8h`, `1h30m`, `45s`), or
+GPU-hours (`16gpu-h`; on CPU each trial's process-hours are counted instead). What was spent is
+stored in the study, so a resumed study continues the same budget.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tuner.errors import ConfigError
+
+Kind = Literal["trials", "wall", "gpu"]
+_DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
+_GPU_HOURS = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*gpu-?h(?:ours?)?$")
+_FIX = "write a trial count (20), a duration (90m, 8h, 1h30m) or GPU-hours (16gpu-h)"
+
+
+@dataclass(frozen=True)
+class Budget:
+    kind: Kind
+    amount: float  # trials, seconds, or GPU-seconds
+
+    def describe(self) -> str:
+        if self.kind == "trials":
+            return f"{int(self.amount)} trials"
+        if self.kind == "wall":
+            return _duration(self.amount)
+        return f"{self.amount / 3600:g} GPU-hours"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "amount": self.amount}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Budget:
+        return cls(data["kind"], float(data["amount"]))
+
+    def extended(self, more: Budget) -> Budget:
+        if more.kind != self.kind:
+            raise ConfigError(
+                f"a {self.kind} budget can only be extended by the same kind",
+                key="--budget", value=more.describe(), fix=f"give more {self.kind}, e.g. {_example(self.kind)}",
+            )  # fmt: skip
+        return Budget(self.kind, self.amount + more.amount)
+
+
+def _example(kind: Kind) -> str:
+    return {"trials": "10", "wall": "2h", "gpu": "8gpu-h"}[kind]
+
+
+def _duration(seconds: float) -> str:
+    h, rest = divmod(round(seconds), 3600)
+    m, s = divmod(rest, 60)
+    return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
+
+
+def parse_budget(text: str) -> Budget:
+    raw = text.strip().lower().replace(" ", "")
+    if raw.isdigit():
+        if int(raw) < 1:
+            raise ConfigError("a trial budget must be at least 1", key="--budget", value=text, fix=_FIX)
+        return Budget("trials", float(int(raw)))
+    gpu = _GPU_HOURS.match(raw)
+    if gpu:
+        hours = float(gpu.group("n"))
+        if hours <= 0:
+            raise ConfigError("a GPU-hour budget must be positive", key="--budget", value=text, fix=_FIX)
+        return Budget("gpu", hours * 3600)
+    duration = _DURATION.match(raw)
+    if raw and duration and any(duration.groupdict().values()):
+        seconds = sum(float(duration.group(u) or 0) * f for u, f in (("h", 3600), ("m", 60), ("s", 1)))
+        if seconds <= 0:
+            raise ConfigError("a time budget must be positive", key="--budget", value=text, fix=_FIX)
+        return Budget("wall", seconds)
+    raise ConfigError("is not a budget", key="--budget", value=text, fix=_FIX)
+
+
+@dataclass
+class Ledger:
+    """What a study has spent against its budget. `finished_*` persist in the study."""
+
+    budget: Budget
+    finished_trials: int = 0
+    wall_s: float = 0.0  # driver time of earlier sessions
+    gpu_s: float = 0.0  # GPU- (or process-) seconds of finished trials
+    durations: list[float] = field(default_factory=list)  # wall seconds of finished trials
+
+    def spent(self, *, session_s: float, running: dict[Any, tuple[float, int]]) -> float:
+        """Spent so far in the budget's unit; `running`: trial -> (elapsed s, GPUs or processes)."""
+        if self.budget.kind == "trials":
+            return float(self.finished_trials + len(running))
+        if self.budget.kind == "wall":
+            return self.wall_s + session_s
+        return self.gpu_s + sum(elapsed * units for elapsed, units in running.values())
+
+    def estimate(self, units: int) -> float:
+        """What one more trial is expected to cost (median of the finished ones; 0 if none)."""
+        if self.budget.kind == "trials":
+            return 1.0
+        typical = statistics.median(self.durations) if self.durations else 0.0
+        return typical * (units if self.budget.kind == "gpu" else 1)
+
+    def can_start(self, *, session_s: float, running: dict[Any, tuple[float, int]], units: int) -> bool:
+        """No trial starts once the budget cannot pay for it."""
+        spent = self.spent(session_s=session_s, running=running)
+        return spent + self.estimate(units) <= self.budget.amount
+
+    def exhausted(self, *, session_s: float, running: dict[Any, tuple[float, int]]) -> bool:
+        """For time and GPU budgets: running trials must stop now."""
+        if self.budget.kind == "trials":
+            return False
+        return self.spent(session_s=session_s, running=running) >= self.budget.amount
+
+    def record(self, wall_s: float, units: int) -> None:
+        self.finished_trials += 1
+        self.gpu_s += wall_s * units
+        self.durations.append(wall_s)
+
+    def to_dict(self, session_s: float) -> dict[str, Any]:
+        return {"budget": self.budget.to_dict(), "finished_trials": self.finished_trials,
+                "wall_s": round(self.wall_s + session_s, 3), "gpu_s": round(self.gpu_s, 3),
+                "durations": [round(d, 3) for d in self.durations]}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], budget: Budget | None = None) -> Ledger:
+        return cls(budget or Budget.from_dict(data["budget"]), int(data.get("finished_trials", 0)),
+                   float(data.get("wall_s", 0.0)), float(data.get("gpu_s", 0.0)),
+                   [float(d) for d in data.get("durations", [])])  # fmt: skip

@@ -1,0 +1,182 @@
+"""One driver session of a study: what runs next, and how each outcome is recorded.
+
+No Ray here: `driver.py` calls these methods from Ray Tune's searcher, stopper and callbacks, and
+the unit tests call them directly. The Optuna study is the source of truth; this object only
+keeps what the running session needs (trials in flight, the budget ledger).
+
+State rules (DESIGN.md 4): a finished trial with its metric is COMPLETE; one stopped early by the
+scheduler, the divergence guard or the budget is PRUNED (never COMPLETE with a partial value);
+a crash, OOM, timeout or kill is FAIL with its exit class.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuner.block import Block
+from tuner.budget import Ledger
+from tuner.errors import TunerError
+from tuner.space import SearchSpace
+from tuner.study import StudyStore
+from tuner.workspace import TrialPaths, create_fresh, trial_paths
+
+log = logging.getLogger(__name__)
+
+PRUNED_CLASSES = frozenset({"pruned", "diverged", "budget"})
+MAX_INFEASIBLE_IN_A_ROW = 50
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A trial the study decided to run."""
+
+    number: int
+    params: dict[str, Any]
+    paths: TrialPaths
+    global_batch_size: int
+
+
+@dataclass
+class Outcome:
+    number: int
+    state: str  # COMPLETE | PRUNED | FAIL
+    exit_class: str
+    value: float | None
+    reason: str
+    wall_s: float
+
+
+class StudySession:
+    def __init__(
+        self,
+        store: StudyStore,
+        block: Block,
+        space: SearchSpace,
+        ledger: Ledger,
+        trials_dir: Path,
+        *,
+        units_per_trial: int = 1,
+        gpus_per_trial: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store, self.block, self.space, self.ledger = store, block, space, ledger
+        self.trials_dir = trials_dir
+        self.units = max(1, units_per_trial)  # GPUs, or processes on CPU: what GPU-hours count
+        self.gpus = gpus_per_trial
+        self._clock = clock
+        self._started = clock()
+        self.running: dict[int, float] = {}  # number -> start time
+        self.outcomes: list[Outcome] = []
+        self.stopped_for_budget = False
+        self._distributions = space.distributions()
+
+    # -- budget ----------------------------------------------------------------------------
+    @property
+    def session_s(self) -> float:
+        return self._clock() - self._started
+
+    def _running_costs(self) -> dict[Any, tuple[float, int]]:
+        now = self._clock()
+        return {n: (now - start, self.units) for n, start in self.running.items()}
+
+    def can_start(self) -> bool:
+        return self.ledger.can_start(session_s=self.session_s, running=self._running_costs(), units=self.units)
+
+    def budget_exhausted(self) -> bool:
+        exhausted = self.ledger.exhausted(session_s=self.session_s, running=self._running_costs())
+        self.stopped_for_budget = self.stopped_for_budget or exhausted
+        return exhausted
+
+    def save_spent(self) -> None:
+        self.store.set_attrs({"spent": self.ledger.to_dict(self.session_s)})
+
+    # -- trials ----------------------------------------------------------------------------
+    def next_trial(self) -> Ticket | None:
+        """The next trial to run, or None when the budget cannot pay for another one."""
+        if not self.can_start():
+            return None
+        for _ in range(MAX_INFEASIBLE_IN_A_ROW):
+            number, params = self.store.ask(self._distributions)
+            violation = self.space.violation(params, self.block, max(1, self.gpus))
+            if violation is None:
+                return self._start(number, params)
+            # Not run: costs nothing, and the sampler learns the region is infeasible.
+            self.store.tell(number, "PRUNED", attrs={"exit_class": "infeasible", "reason": violation},
+                            infeasible="global_batch_size")
+            log.info("trial %d not run: %s", number, violation)
+        raise TunerError(
+            f"the last {MAX_INFEASIBLE_IN_A_ROW} sampled trials all broke the space's constraints; "
+            "widen evolving.global_batch_size or the batch-size choices"
+        )
+
+    def _start(self, number: int, params: dict[str, Any]) -> Ticket:
+        paths = create_fresh(trial_paths(self.trials_dir, self.store.name, number))
+        gbs = self.space.global_batch_size(params, self.block, max(1, self.gpus))
+        self.store.set_trial_attrs(number, {
+            "trial_dir": str(paths.root), "output_dir": str(paths.output_dir),
+            "global_batch_size": gbs, "gpus": self.gpus, "processes": self.units,
+        })  # fmt: skip
+        self.running[number] = self._clock()
+        return Ticket(number, params, paths, gbs)
+
+    def on_eval(self, number: int, value: float, samples: int) -> None:
+        if math.isfinite(value):
+            self.store.report(number, value, samples)
+
+    def on_complete(self, number: int, final: dict[str, Any] | None, error: str | None = None) -> Outcome:
+        """Record a trial's end. `final`: the trainable's last report if it ran to its own end;
+        None when Ray stopped it (scheduler or budget) or it raised (`error`)."""
+        started = self.running.pop(number, self._clock())
+        wall_s = self._clock() - started
+        paths = trial_paths(self.trials_dir, self.store.name, number)
+        result = final or _read_result(paths)
+        if error is not None:
+            exit_class, reason = "crashed", error.strip().splitlines()[-1][:500] if error.strip() else "error"
+        elif final is None:
+            exit_class = "budget" if self.stopped_for_budget else "pruned"
+            reason = ("stopped: the study's budget ran out" if exit_class == "budget"
+                      else "stopped early by the scheduler (worse than its peers at the same progress)")  # fmt: skip
+        else:
+            exit_class, reason = final.get("exit_class", "crashed"), final.get("reason", "")
+        value = final.get("value") if final and exit_class == "ok" else None
+        state = "COMPLETE" if exit_class == "ok" and value is not None else (
+            "PRUNED" if exit_class in PRUNED_CLASSES else "FAIL")  # fmt: skip
+        wall = float(result.get("wall_s") or wall_s)
+        attrs: dict[str, Any] = {"exit_class": exit_class, "reason": reason, "wall_s": round(wall, 3),
+                                 "gpu_s": round(wall * self.units, 3)}  # fmt: skip
+        for key in ("startup_s", "steps", "total_steps", "n_train"):
+            if result.get(key) is not None:
+                attrs[key] = result[key]
+        if state == "FAIL" and result.get("log_tail"):
+            attrs["log_tail"] = "\n".join(result["log_tail"][-20:])[-4000:]
+        self.ledger.record(wall, self.units)
+        self.store.tell(number, state, value, attrs)
+        if exit_class == "oom":
+            self._mark_infeasible(number)
+        self.save_spent()
+        outcome = Outcome(number, state, exit_class, value, reason, wall)
+        self.outcomes.append(outcome)
+        return outcome
+
+    def _mark_infeasible(self, number: int) -> None:
+        """Feed an OOM back to the sampler: Optuna's samplers read constraints only from COMPLETE or
+        PRUNED trials, so the FAIL record stays the truth and a zero-cost PRUNED marker with the same
+        parameters carries the infeasibility (user attr marker_for names the trial)."""
+        trial = next(t for t in self.store.trials() if t.number == number)
+        self.store.add_infeasible(trial.params, trial.distributions,
+                                  {"exit_class": "infeasible", "reason": f"trial {number} ran out of memory",
+                                   "marker_for": number}, constraint="memory")  # fmt: skip
+
+
+def _read_result(paths: TrialPaths) -> dict[str, Any]:
+    try:
+        return json.loads(paths.result.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}

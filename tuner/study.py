@@ -1,0 +1,249 @@
+"""The Optuna study in SQL: the source of truth of a tuning run. The only module that talks to
+Optuna storage.
+
+Every write goes through `_writing`, which turns SQLAlchemy/Optuna storage failures into a
+`StorageError` naming the URL (password hidden): a study that cannot record an outcome stops
+instead of silently losing it. Attribute values are scrubbed of the block's secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuner.errors import ConfigError, StorageError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.distributions import BaseDistribution
+
+    from tuner.space import SearchSpace
+
+log = logging.getLogger(__name__)
+
+SAMPLERS = ("tpe", "gp", "random", "grid", "cmaes")
+
+
+def redact(url: str) -> str:
+    """The storage URL without its password (for messages, attrs and logs)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
+
+
+def default_storage(trials_dir: Path) -> str:
+    return f"sqlite:///{trials_dir.expanduser().resolve() / 'tuner.db'}"
+
+
+def make_sampler(name: str, seed: int | None, space: SearchSpace) -> optuna.samplers.BaseSampler:
+    """Samplers by name. TPE and GP read the trials' constraints (Optuna 5 `set_constraint`), so
+    points tuner marks infeasible (OOM, broken space constraints) steer them away."""
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid_points(space), seed=seed)
+    raise ConfigError("is not a sampler", key="--sampler", value=name, fix=f"use one of {', '.join(SAMPLERS)}")
+
+
+def grid_points(space: SearchSpace, per_range: int = 4) -> dict[str, list[Any]]:
+    """A finite grid for GridSampler: categorical choices as they are; ranges at `per_range`
+    evenly (or log-evenly) spaced points, all integers for an int range that small."""
+    import numpy as np
+
+    grid: dict[str, list[Any]] = {}
+    for name, p in space.params.items():
+        if p.choices is not None:
+            grid[name] = list(p.choices)
+            continue
+        assert p.low is not None and p.high is not None
+        if p.type == "int" and p.high - p.low + 1 <= per_range:
+            grid[name] = list(range(int(p.low), int(p.high) + 1))
+            continue
+        points = np.geomspace(p.low, p.high, per_range) if p.log else np.linspace(p.low, p.high, per_range)
+        grid[name] = sorted({round(v) for v in points}) if p.type == "int" else [float(v) for v in points]
+    return grid
+
+
+@contextlib.contextmanager
+def _writing(url: str, what: str) -> Iterator[None]:
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError) as e:
+        reason = str(getattr(e, "orig", None) or e).splitlines()[0]
+        raise StorageError(
+            f"study storage {redact(url)}: cannot {what}: {reason}. Fix: check that the database is reachable "
+            "and writable (for several drivers use PostgreSQL: --storage postgresql+psycopg://...)"
+        ) from e
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    import optuna
+
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs["connect_args"] = {"timeout": 60}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+    with _writing(url, "open the storage"):
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
+class StudyStore:
+    """One study: ask, report, tell, attributes. Errors become StorageError."""
+
+    def __init__(self, study: optuna.Study, url: str, secrets: tuple[str, ...] = ()) -> None:
+        self.study, self.url = study, url
+        self._secrets = tuple(s for s in secrets if s)
+        self._trial_ids: dict[int, int] = {}
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        name: str,
+        *,
+        direction: str = "minimize",
+        sampler: optuna.samplers.BaseSampler | None = None,
+        secrets: tuple[str, ...] = (),
+        create: bool = True,
+    ) -> StudyStore:
+        import optuna
+
+        storage = open_storage(url)
+        with _writing(url, f"open study {name!r}"):
+            if create:
+                study = optuna.create_study(storage=storage, study_name=name, direction=direction,
+                                            sampler=sampler, load_if_exists=True)  # fmt: skip
+            else:
+                try:
+                    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+                except KeyError:
+                    raise ConfigError(f"no study named {name!r} in {redact(url)}", key="STUDY", value=name,
+                                      fix="run `tune status` to list the studies") from None  # fmt: skip
+        return cls(study, url, secrets)
+
+    @property
+    def name(self) -> str:
+        return self.study.study_name
+
+    # -- attributes ------------------------------------------------------------------------
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, str):
+            for secret in self._secrets:
+                value = value.replace(secret, "***")
+            return value
+        if isinstance(value, dict):
+            return {k: self._scrub(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._scrub(v) for v in value]
+        return value
+
+    def attrs(self) -> dict[str, Any]:
+        with _writing(self.url, "read study attributes"):
+            return dict(self.study.user_attrs)
+
+    def set_attrs(self, attrs: dict[str, Any]) -> None:
+        with _writing(self.url, "write study attributes"):
+            for key, value in attrs.items():
+                self.study.set_user_attr(key, self._scrub(value))
+
+    def set_trial_attrs(self, number: int, attrs: dict[str, Any]) -> None:
+        trial_id = self._trial_id(number)
+        with _writing(self.url, f"write attributes of trial {number}"):
+            for key, value in attrs.items():
+                self.study._storage.set_trial_user_attr(trial_id, key, self._scrub(value))
+
+    # -- trials ----------------------------------------------------------------------------
+    def ask(self, distributions: dict[str, BaseDistribution]) -> tuple[int, dict[str, Any]]:
+        with _writing(self.url, "start a trial"):
+            trial = self.study.ask(distributions)
+        self._trial_ids[trial.number] = trial._trial_id
+        return trial.number, dict(trial.params)
+
+    def _trial_id(self, number: int) -> int:
+        if number not in self._trial_ids:
+            with _writing(self.url, f"find trial {number}"):
+                self._trial_ids[number] = self.study._storage.get_trial_id_from_study_id_trial_number(
+                    self.study._study_id, number
+                )
+        return self._trial_ids[number]
+
+    def report(self, number: int, value: float, step: int) -> None:
+        """An intermediate value (against training progress) for pruning and the dashboard."""
+        trial_id = self._trial_id(number)
+        with _writing(self.url, f"report an intermediate value of trial {number}"):
+            self.study._storage.set_trial_intermediate_value(trial_id, int(step), float(value))
+
+    def tell(
+        self,
+        number: int,
+        state: str,
+        value: float | None = None,
+        attrs: dict[str, Any] | None = None,
+        infeasible: str | None = None,
+    ) -> None:
+        """Finish a trial: state is COMPLETE (with value), PRUNED or FAIL. `infeasible` names a
+        violated constraint, recorded before the state so samplers see it."""
+        import optuna
+        from optuna.trial import TrialState
+
+        if attrs:
+            self.set_trial_attrs(number, attrs)
+        with _writing(self.url, f"record the outcome of trial {number}"):
+            if infeasible:
+                optuna.trial.Trial(self.study, self._trial_id(number)).set_constraint(infeasible, 1.0)
+            self.study.tell(number, value if state == "COMPLETE" else None, state=TrialState[state])
+
+    def add_infeasible(
+        self, params: dict[str, Any], distributions: dict[str, BaseDistribution], attrs: dict[str, Any], constraint: str
+    ) -> None:
+        """A zero-cost PRUNED record that tells constraint-aware samplers this point is infeasible."""
+        import optuna
+
+        marker = optuna.trial.create_trial(
+            state=optuna.trial.TrialState.PRUNED, params=params, distributions=distributions,
+            user_attrs=self._scrub(attrs),
+        )  # fmt: skip
+        marker.set_constraint(constraint, 1.0)
+        with _writing(self.url, "record an infeasible point"):
+            self.study.add_trial(marker)
+
+    def trials(self) -> list[optuna.trial.FrozenTrial]:
+        with _writing(self.url, "read trials"):
+            return self.study.get_trials(deepcopy=False)
+
+    def best(self) -> optuna.trial.FrozenTrial | None:
+        from optuna.trial import TrialState
+
+        done = [t for t in self.trials() if t.state == TrialState.COMPLETE and t.value is not None]
+        if not done:
+            return None
+        pick = min if self.study.direction.name == "MINIMIZE" else max
+        return pick(done, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+
+
+def study_names(url: str) -> list[str]:
+    import optuna
+
+    storage = open_storage(url)
+    with _writing(url, "list studies"):
+        return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
