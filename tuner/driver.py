@@ -113,6 +113,9 @@ class StudySearcher(_Unpicklable, Searcher):
         if number is None:
             return
         final = result if result and result.get("final") else None
+        if result and final is None and OBJECTIVE in result and PROGRESS in result:
+            # The result that made the scheduler stop a trial goes only here, not to on_trial_result.
+            self._live_session.on_eval(number, float(result[OBJECTIVE]), int(result[PROGRESS]))
         self._live_session.on_complete(number, final, error="the trial's Ray worker failed" if error else None)
 
 

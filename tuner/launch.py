@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuner._proctree import alive, kill_tree
 from tuner.errors import LaunchError
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class LaunchSpec:
     gpu_ids: tuple[str, ...] = ()  # as Ray granted them; empty: CPU
     env: dict[str, str] = field(default_factory=dict)  # extra, non-secret (WANDB_PROJECT, ...)
     secret_env: dict[str, str] = field(default_factory=dict)  # reaches the child only
+    pid_path: Path | None = None  # where the process group id is recorded, for stop_recorded()
 
 
 def cli_path() -> str:
@@ -126,6 +128,8 @@ class TrialProcess:
         except OSError as e:
             raise LaunchError(f"cannot start {argv[0]}: {e}") from e
         self.started_at = time.monotonic()
+        if self.spec.pid_path is not None:
+            self.spec.pid_path.write_text(f"{self._proc.pid} {socket.gethostname()}\n", encoding="utf-8")
         self._reader = threading.Thread(target=self._copy_output, name="train-log", daemon=True)
         self._reader.start()
         log.debug("started %s (pid %s, port %s)", argv, self._proc.pid, self.master_port)
@@ -162,18 +166,31 @@ class TrialProcess:
         return code
 
     def stop(self, reason: str = "killed", grace_s: float = 10.0) -> int:
-        """End the whole process tree: SIGTERM to the group, then SIGKILL after `grace_s`."""
+        """End the whole process tree: SIGTERM (torchrun then stops its workers), SIGKILL after
+        `grace_s`. The tree, not just the group: torchrun puts each worker in its own session."""
         assert self._proc is not None, "start() first"
         self.stop_reason = self.stop_reason or reason
-        if self._proc.poll() is None:
-            _signal_group(self._proc.pid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(grace_s)
-        # torchrun's workers may outlive the launcher: always sweep the group.
-        _signal_group(self._proc.pid, signal.SIGKILL)
-        code = self.wait()  # reap the leader first: a zombie still counts as a group member
+        kill_tree(self._proc.pid, grace_s)
+        _signal_group(self._proc.pid, signal.SIGKILL)  # anything left in the group
+        code = self.wait()
         _wait_group_gone(self._proc.pid, timeout_s=grace_s)
         return code
+
+
+def stop_recorded(pid_path: Path, grace_s: float = 10.0) -> bool:
+    """Stop a trial's process group from its pid file (the driver cleaning up after a trial whose
+    launcher is gone). Only a group on this host led by tuner's guard is touched. True if stopped."""
+    try:
+        pid_text, host = pid_path.read_text(encoding="utf-8").split()
+        pgid = int(pid_text)
+        cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname() or b"tuner._guard" not in cmdline or not alive(pgid):
+        return False
+    kill_tree(pgid, grace_s)
+    _signal_group(pgid, signal.SIGKILL)
+    return True
 
 
 def _signal_group(pgid: int, sig: int) -> None:

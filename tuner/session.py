@@ -23,6 +23,7 @@ from typing import Any
 from tuner.block import Block
 from tuner.budget import Ledger
 from tuner.errors import TunerError
+from tuner.launch import stop_recorded
 from tuner.space import SearchSpace
 from tuner.study import StudyStore
 from tuner.workspace import TrialPaths, create_fresh, trial_paths
@@ -136,7 +137,7 @@ class StudySession:
         started = self.running.pop(number, self._clock())
         wall_s = self._clock() - started
         paths = trial_paths(self.trials_dir, self.store.name, number)
-        result = final or _read_result(paths)
+        result = {**_read_result(paths), **(final or {})}
         if error is not None:
             exit_class, reason = "crashed", error.strip().splitlines()[-1][:500] if error.strip() else "error"
         elif final is None:
@@ -164,6 +165,21 @@ class StudySession:
         outcome = Outcome(number, state, exit_class, value, reason, wall)
         self.outcomes.append(outcome)
         return outcome
+
+    def finish_running(self, *, interrupted: bool = False) -> list[Outcome]:
+        """Record trials the driver started but got no completion for (Ray stops the running trials
+        of a study whose budget ran out without reporting them; Ctrl-C stops everything)."""
+        outcomes = []
+        for number in list(self.running):
+            # Ray may end a study without stopping its trials' processes first: stop them here.
+            stop_recorded(trial_paths(self.trials_dir, self.store.name, number).pid)
+            if interrupted:
+                outcome = self.on_complete(number, {"final": True, "exit_class": "interrupted",
+                                                    "reason": "the study's driver was interrupted"})  # fmt: skip
+            else:
+                outcome = self.on_complete(number, None)
+            outcomes.append(outcome)
+        return outcomes
 
     def _mark_infeasible(self, number: int) -> None:
         """Feed an OOM back to the sampler: Optuna's samplers read constraints only from COMPLETE or

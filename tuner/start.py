@@ -162,7 +162,12 @@ def prepare_study(block: Block, o: StartOptions) -> Prepared:
 def run_study(prepared: Prepared, on_step: Any) -> None:
     from tuner import driver
 
+    session = prepared.session
     try:
-        driver.run(prepared.session, prepared.session.block, prepared.targets, prepared.plan, on_step)
+        driver.run(session, session.block, prepared.targets, prepared.plan, on_step)
+    except BaseException:
+        session.finish_running(interrupted=True)
+        raise
     finally:
-        prepared.session.save_spent()
+        session.finish_running()
+        session.save_spent()

@@ -155,8 +155,8 @@ def run_trial(
     started = time.monotonic()
     data, rendered = prepare(request)
     env, secret_env = _launch_env(request)
-    spec = LaunchSpec(request.paths.yaml, request.paths.train_log, nproc=request.nproc,
-                      gpu_ids=request.gpu_ids, env=env, secret_env=secret_env)  # fmt: skip
+    spec = LaunchSpec(request.paths.yaml, request.paths.train_log, nproc=request.nproc, gpu_ids=request.gpu_ids,
+                      env=env, secret_env=secret_env, pid_path=request.paths.pid)  # fmt: skip
     metric = request.block.experiment.metric
     for attempt in (1, 2):
         process = TrialProcess(spec).start()
@@ -183,6 +183,7 @@ def run_trial(
             raise
         finally:
             process.stop(process.stop_reason or "cleanup")  # sweep the group whatever happened
+            request.paths.pid.unlink(missing_ok=True)
         records = follower.poll()  # lines written just before exit
         if records:
             first_record_at = first_record_at or time.monotonic()

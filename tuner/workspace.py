@@ -76,6 +76,11 @@ class TrialPaths:
         return self.root / "result.json"
 
     @property
+    def pid(self) -> Path:
+        """Process group id and host of the running trial (removed when it ends)."""
+        return self.root / "trial.pid"
+
+    @property
     def output_dir(self) -> Path:
         return self.root / "output"
 

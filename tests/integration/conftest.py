@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,3 +28,25 @@ def processes_mentioning(text: str) -> list[int]:
         if text in cmdline and state != "Z":
             found.append(int(proc.name))
     return found
+
+
+FAST_TUNABLES = {
+    "learning_rate": {},
+    "num_train_epochs": {"low": 1, "high": 2},
+    "max_instances": {"low": 100, "high": 150},
+}
+
+
+@pytest.fixture()
+def fast_block(make_block):
+    """The demo block with a smaller space, so that a study's trials take ~40 s each on CPU."""
+    return make_block({"evolving.tunable_params": FAST_TUNABLES,
+                       "runtime_info.input.training.per_device_train_batch_size": 8})
+
+
+def run_tune(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    import subprocess
+
+    tune = str(Path(sys.executable).with_name("tune"))
+    return subprocess.run([tune, *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200"})

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import pytest
+
+from tuner.budget import Budget, Ledger, parse_budget
+from tuner.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "amount"),
+    [("20", "trials", 20), ("1", "trials", 1), ("90m", "wall", 5400), ("8h", "wall", 28800),
+     ("1h30m", "wall", 5400), ("45s", "wall", 45), ("2h5m10s", "wall", 7510), ("0.5h", "wall", 1800),
+     ("16gpu-h", "gpu", 57600), ("0.25gpu-h", "gpu", 900), ("4 gpu-hours", "gpu", 14400), (" 3 ", "trials", 3)],
+)
+def test_parse_budget(text, kind, amount):
+    assert parse_budget(text) == Budget(kind, float(amount))
+
+
+@pytest.mark.parametrize("text", ["", "0", "abc", "-5", "10x", "0m", "0gpu-h", "h", "1.5", "5 trials"])
+def test_bad_budget_says_how_to_write_one(text):
+    with pytest.raises(ConfigError, match="--budget") as info:
+        parse_budget(text)
+    assert "90m" in str(info.value)
+
+
+def test_trial_budget_counts_running_trials():
+    ledger = Ledger(Budget("trials", 3))
+    assert ledger.can_start(session_s=0, running={1: (0, 1), 2: (0, 1)}, units=1)
+    assert not ledger.can_start(session_s=0, running={1: (0, 1), 2: (0, 1), 3: (0, 1)}, units=1)
+    ledger.record(10, 1)
+    ledger.record(10, 1)
+    assert ledger.can_start(session_s=0, running={}, units=1)
+    ledger.record(10, 1)
+    assert not ledger.can_start(session_s=0, running={}, units=1)
+    assert not ledger.exhausted(session_s=1e9, running={})  # trial budgets never cut a trial short
+
+
+def test_wall_budget_starts_no_trial_it_cannot_pay_for():
+    ledger = Ledger(Budget("wall", 100))
+    assert ledger.can_start(session_s=0, running={}, units=1)  # nothing known yet: try one
+    ledger.record(40, 1)
+    assert ledger.can_start(session_s=50, running={}, units=1)  # 50 + 40 <= 100
+    assert not ledger.can_start(session_s=61, running={}, units=1)  # 61 + 40 > 100
+    assert not ledger.exhausted(session_s=99, running={}) and ledger.exhausted(session_s=100, running={})
+
+
+def test_gpu_budget_counts_gpu_seconds_of_running_and_finished():
+    ledger = Ledger(Budget("gpu", 3600))  # 1 GPU-hour
+    ledger.record(600, 2)  # 1200 GPU-s
+    assert ledger.spent(session_s=0, running={7: (300, 2)}) == 1800
+    assert ledger.can_start(session_s=0, running={7: (300, 2)}, units=2)  # 1800 + 1200 <= 3600
+    assert ledger.exhausted(session_s=0, running={7: (1200, 2)})
+
+
+def test_ledger_round_trips_and_extends():
+    ledger = Ledger(Budget("wall", 100))
+    ledger.record(30, 1)
+    again = Ledger.from_dict(ledger.to_dict(session_s=12.5))
+    assert (again.finished_trials, again.wall_s, again.durations) == (1, 12.5, [30.0])
+    assert Budget("trials", 4).extended(Budget("trials", 2)) == Budget("trials", 6)
+    with pytest.raises(ConfigError, match="same kind"):
+        Budget("trials", 4).extended(Budget("wall", 60))

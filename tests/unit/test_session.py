@@ -1,0 +1,140 @@
+"""The study's state rules and budget accounting, driven directly (no Ray, no training)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tuner.block import load_block
+from tuner.budget import Budget, Ledger
+from tuner.session import StudySession
+from tuner.space import build_space
+from tuner.study import StudyStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture()
+def make_session(make_block, tmp_path):
+    def make(budget=None, changes=None, secrets=()):
+        budget = budget or Budget("trials", 10)
+        block = load_block(make_block(changes))
+        clock = Clock()
+        store = StudyStore.open(f"sqlite:///{tmp_path / 'tuner.db'}", "s", secrets=secrets)
+        session = StudySession(store, block, build_space(block), Ledger(budget), tmp_path / "trials", clock=clock)
+        return session, clock
+
+    return make
+
+
+def _trial(session, number):
+    return next(t for t in session.store.trials() if t.number == number)
+
+
+def test_complete_trial_gets_its_final_value_and_attrs(make_session):
+    session, clock = make_session()
+    ticket = session.next_trial()
+    assert ticket.paths.root.is_dir() and ticket.paths.root.name == "0000"
+    session.on_eval(ticket.number, 3.0, samples=64)
+    clock.now += 42
+    outcome = session.on_complete(ticket.number, {"final": True, "exit_class": "ok", "value": 1.5, "wall_s": 41.0})
+    t = _trial(session, ticket.number)
+    assert (outcome.state, t.state.name, t.value) == ("COMPLETE", "COMPLETE", 1.5)
+    assert t.intermediate_values == {64: 3.0}
+    assert t.user_attrs["exit_class"] == "ok" and t.user_attrs["trial_dir"] == str(ticket.paths.root)
+    assert t.user_attrs["global_batch_size"] == ticket.global_batch_size
+    assert session.store.attrs()["spent"]["finished_trials"] == 1
+
+
+@pytest.mark.parametrize(
+    ("final", "state", "exit_class"),
+    [
+        ({"final": True, "exit_class": "diverged", "reason": "loss became nan"}, "PRUNED", "diverged"),
+        ({"final": True, "exit_class": "crashed", "reason": "OSError: x"}, "FAIL", "crashed"),
+        ({"final": True, "exit_class": "timeout", "reason": "exceeded"}, "FAIL", "timeout"),
+        (None, "PRUNED", "pruned"),  # Ray stopped it (the scheduler): never COMPLETE with a partial value
+    ],
+)
+def test_state_rules(make_session, final, state, exit_class):
+    session, _ = make_session()
+    ticket = session.next_trial()
+    session.on_eval(ticket.number, 4.0, samples=10)
+    session.on_complete(ticket.number, final)
+    t = _trial(session, ticket.number)
+    assert (t.state.name, t.user_attrs["exit_class"]) == (state, exit_class)
+    # Optuna's convention: a PRUNED trial shows its last intermediate value; a FAIL has none.
+    assert t.value == (4.0 if state == "PRUNED" else None)
+
+
+def test_worker_error_is_fail_crashed(make_session):
+    session, _ = make_session()
+    ticket = session.next_trial()
+    session.on_complete(ticket.number, None, error="Traceback...\nValueError: boom")
+    t = _trial(session, ticket.number)
+    assert (t.state.name, t.user_attrs["exit_class"], t.user_attrs["reason"]) == ("FAIL", "crashed", "ValueError: boom")
+
+
+def test_failed_trial_keeps_its_log_tail(make_session):
+    session, _ = make_session()
+    ticket = session.next_trial()
+    ticket.paths.result.write_text(json.dumps({"log_tail": ["a", "OSError: no model"], "wall_s": 3}))
+    session.on_complete(ticket.number, {"final": True, "exit_class": "crashed", "reason": "OSError: no model"})
+    assert "OSError: no model" in _trial(session, ticket.number).user_attrs["log_tail"]
+
+
+def test_oom_is_fail_plus_an_infeasible_marker_for_the_sampler(make_session):
+    session, _ = make_session()
+    ticket = session.next_trial()
+    session.on_complete(ticket.number, {"final": True, "exit_class": "oom", "reason": "CUDA out of memory"})
+    trials = session.store.trials()
+    assert _trial(session, ticket.number).state.name == "FAIL"
+    marker = trials[-1]
+    assert marker.number != ticket.number and marker.state.name == "PRUNED"
+    assert marker.params == ticket.params and marker.constraints == {"memory": 1.0}
+    assert session.ledger.finished_trials == 1  # the marker costs nothing
+
+
+def test_budget_stop_is_pruned_budget(make_session):
+    session, clock = make_session(Budget("wall", 60))
+    ticket = session.next_trial()
+    clock.now += 61
+    assert session.budget_exhausted()
+    session.on_complete(ticket.number, None)
+    t = _trial(session, ticket.number)
+    assert (t.state.name, t.user_attrs["exit_class"]) == ("PRUNED", "budget")
+    assert session.next_trial() is None
+
+
+def test_trial_budget_stops_handing_out_trials(make_session):
+    session, _ = make_session(Budget("trials", 2))
+    first, second = session.next_trial(), session.next_trial()
+    assert first.number != second.number and session.next_trial() is None
+    session.on_complete(first.number, {"final": True, "exit_class": "ok", "value": 1.0})
+    assert session.next_trial() is None  # 2 of 2 spent (one still running)
+
+
+def test_constraint_violations_are_not_run(make_session):
+    # every demo batch choice (4 or 8) x accumulation (1 or 2) gives a global batch >= 4
+    session, _ = make_session(changes={"evolving.global_batch_size": [1, 3]})
+    with pytest.raises(Exception, match="broke the space's constraints"):
+        session.next_trial()
+    trials = session.store.trials()
+    assert trials and all(t.state.name == "PRUNED" and t.user_attrs["exit_class"] == "infeasible" for t in trials)
+    assert all(t.constraints == {"global_batch_size": 1.0} for t in trials)
+    assert not any((session.trials_dir / "s").glob("0*"))  # no workspace for trials never run
+
+
+def test_secrets_never_reach_the_study(make_session, monkeypatch):
+    session, _ = make_session(secrets=("wandb-key-123456",))
+    ticket = session.next_trial()
+    ticket.paths.result.write_text(json.dumps({"log_tail": ["token wandb-key-123456"]}))
+    session.on_complete(ticket.number, {"final": True, "exit_class": "crashed", "reason": "auth wandb-key-123456"})
+    dump = json.dumps([t.user_attrs for t in session.store.trials()]) + json.dumps(session.store.attrs())
+    assert "wandb-key-123456" not in dump
