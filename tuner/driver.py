@@ -22,7 +22,7 @@ from ray.tune.search import Searcher
 
 from tuner.block import Block
 from tuner.session import StudySession
-from tuner.trial import TrialRequest, run_trial
+from tuner.trial import TrialRequest, run_name, run_trial
 from tuner.workspace import TrialPaths
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _trainable(config: dict[str, Any], block: Block, targets: dict[str, str], np
     paths = TrialPaths(Path(config["trial_dir"]))
     request = TrialRequest(
         block, config["params"], paths, targets=targets, nproc=nproc,
-        gpu_ids=tuple(str(g) for g in ray.get_gpu_ids()), run_name=f"{study}-{number:04d}", group=study,
+        gpu_ids=tuple(str(g) for g in ray.get_gpu_ids()), run_name=run_name(study, number), group=study,
         timeout_s=timeout_s,
     )  # fmt: skip
 

@@ -26,6 +26,7 @@ from tuner.errors import TunerError
 from tuner.launch import stop_recorded
 from tuner.space import SearchSpace
 from tuner.study import StudyStore
+from tuner.trial import run_name, wandb_run_id
 from tuner.workspace import TrialPaths, create_fresh, trial_paths
 
 log = logging.getLogger(__name__)
@@ -120,10 +121,16 @@ class StudySession:
     def _start(self, number: int, params: dict[str, Any]) -> Ticket:
         paths = create_fresh(trial_paths(self.trials_dir, self.store.name, number))
         gbs = self.space.global_batch_size(params, self.block, max(1, self.gpus))
-        self.store.set_trial_attrs(number, {
+        attrs: dict[str, Any] = {
             "trial_dir": str(paths.root), "output_dir": str(paths.output_dir),
             "global_batch_size": gbs, "gpus": self.gpus, "processes": self.units,
-        })  # fmt: skip
+        }  # fmt: skip
+        experiment = self.block.experiment
+        if experiment.wandb_mode != "disabled":  # where this trial's wandb run lives
+            attrs.update({"wandb_mode": experiment.wandb_mode, "wandb_project": experiment.wandb_project,
+                          "wandb_group": self.store.name, "wandb_dir": str(paths.root / "wandb"),
+                          "wandb_run_id": wandb_run_id(run_name(self.store.name, number))})  # fmt: skip
+        self.store.set_trial_attrs(number, attrs)
         self.running[number] = self._clock()
         return Ticket(number, params, paths, gbs)
 

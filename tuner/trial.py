@@ -7,6 +7,7 @@ log tail), never an exception; only a trial that cannot even be prepared raises.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -107,7 +108,26 @@ def prepare(request: TrialRequest) -> tuple[PreparedData, Rendered]:
     write_text_atomic(paths.yaml, rendered.yaml_text)
     if rendered.ds_config is not None:
         write_json_atomic(paths.ds_config, rendered.ds_config)
+    if request.block.experiment.wandb_mode != "disabled":
+        _write_wandb_config(request)
     return data, rendered
+
+
+def run_name(study: str, number: int) -> str:
+    return f"{study}-{number:04d}"
+
+
+def wandb_run_id(name: str) -> str:
+    """A wandb run id from a trial's run name (`<study>-<number>`): unique per study and trial."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name)
+
+
+def _write_wandb_config(request: TrialRequest) -> None:
+    """The trial's parameters, study and folder, in wandb's config-file format. (WANDB_CONFIG_PATHS
+    would be the direct way, but wandb 0.31 rejects it: 'str' is not allowed as a Sequence.)"""
+    config = {"tuner_params": {"value": request.params}, "tuner_study": {"value": request.group},
+              "tuner_trial_dir": {"value": str(request.paths.root)}}  # fmt: skip
+    write_text_atomic(request.paths.wandb_config, json.dumps(config, indent=2))
 
 
 def _launch_env(request: TrialRequest) -> tuple[dict[str, str], dict[str, str]]:
@@ -115,9 +135,10 @@ def _launch_env(request: TrialRequest) -> tuple[dict[str, str], dict[str, str]]:
     if experiment.wandb_mode == "disabled":
         return {"WANDB_DISABLED": "true", "WANDB_MODE": "disabled"}, {}
     env = {"WANDB_MODE": experiment.wandb_mode, "WANDB_PROJECT": experiment.wandb_project,
-           "WANDB_DIR": str(request.paths.root)}  # fmt: skip
+           "WANDB_DIR": str(request.paths.root), "WANDB_SILENT": "true"}  # fmt: skip
     if request.run_name:
         env["WANDB_NAME"] = request.run_name
+        env["WANDB_RUN_ID"] = wandb_run_id(request.run_name)
     if request.group:
         env["WANDB_RUN_GROUP"] = request.group
     key = request.block.secret("wandb_api_key")

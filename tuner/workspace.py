@@ -76,6 +76,12 @@ class TrialPaths:
         return self.root / "result.json"
 
     @property
+    def wandb_config(self) -> Path:
+        """The trial's parameters for wandb, which reads config-defaults.yaml from the working
+        directory (the trial folder); runs live under wandb/ here."""
+        return self.root / "config-defaults.yaml"
+
+    @property
     def pid(self) -> Path:
         """Process group id and host of the running trial (removed when it ends)."""
         return self.root / "trial.pid"

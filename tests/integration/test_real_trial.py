@@ -69,3 +69,22 @@ def test_trial_stopped_mid_run_leaves_no_process(demo, tmp_path):
     assert result.exit_class == "killed" and seen
     assert result.steps < result.total_steps
     assert processes_mentioning(str(paths.yaml)) == []
+
+
+def test_wandb_offline_makes_one_named_grouped_run_per_trial(make_block, tmp_path):
+    block = load_block(make_block({"experiment.wandb_mode": "offline",
+                                   "runtime_info.input.training.num_train_epochs": 1,
+                                   "runtime_info.input.conversion.max_instances": 100}))
+    paths = trial_paths(tmp_path / "trials", "wb", 3)
+    result = run_trial(TrialRequest(block, {"learning_rate": 1e-3}, paths, run_name="wb-0003", group="wb"))
+    assert result.ok, result.log_tail
+    (run_dir,) = (paths.root / "wandb").glob("offline-run-*-wb-0003")  # run id = study-number
+    record = next(run_dir.glob("*.wandb")).read_bytes()
+    assert b"tuner_params" in record and b"wb-0003" in record  # parameters in the run's config, its name
+    assert b'"learning_rate": 0.001' in record or b"learning_rate" in record
+
+
+def test_wandb_disabled_means_no_wandb_at_all(lr_results):
+    _, paths = lr_results[1e-3]
+    assert not (paths.root / "wandb").exists() and not paths.wandb_config.exists()
+    assert "report_to: none" in paths.yaml.read_text()

@@ -138,3 +138,11 @@ def test_secrets_never_reach_the_study(make_session, monkeypatch):
     session.on_complete(ticket.number, {"final": True, "exit_class": "crashed", "reason": "auth wandb-key-123456"})
     dump = json.dumps([t.user_attrs for t in session.store.trials()]) + json.dumps(session.store.attrs())
     assert "wandb-key-123456" not in dump
+
+
+def test_study_records_where_each_wandb_run_lives(make_session):
+    session, _ = make_session(changes={"experiment.wandb_mode": "offline"})
+    ticket = session.next_trial()
+    attrs = _trial(session, ticket.number).user_attrs
+    assert attrs["wandb_run_id"] == f"s-{ticket.number:04d}" and attrs["wandb_group"] == "s"
+    assert attrs["wandb_dir"] == str(ticket.paths.root / "wandb") and attrs["wandb_mode"] == "offline"
