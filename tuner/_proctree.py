@@ -14,20 +14,31 @@ import time
 from pathlib import Path
 
 
-def _parents() -> dict[int, int]:
-    parents = {}
+def _stats() -> dict[int, tuple[int, int]]:
+    """pid -> (ppid, session id) of every live (non-zombie) process."""
+    stats = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            # /proc/PID/stat: "pid (comm) state ppid ..."; comm may contain spaces and parentheses.
+            # /proc/PID/stat: "pid (comm) state ppid pgrp session ..."; comm may hold spaces and ")".
             stat = (entry / "stat").read_text()
-            state_and_rest = stat[stat.rindex(")") + 2 :].split()
+            fields = stat[stat.rindex(")") + 2 :].split()
         except (OSError, ValueError):
             continue
-        if state_and_rest[0] != "Z":
-            parents[int(entry.name)] = int(state_and_rest[1])
-    return parents
+        if fields[0] != "Z":
+            stats[int(entry.name)] = (int(fields[1]), int(fields[3]))
+    return stats
+
+
+def _parents() -> dict[int, int]:
+    return {pid: ppid for pid, (ppid, _) in _stats().items()}
+
+
+def session_members(sid: int) -> set[int]:
+    """Live processes of a session. Linux never reuses a pid while it names a live session, so
+    this finds a trial's processes even after their session leader (the guard) was killed."""
+    return {pid for pid, (_, session) in _stats().items() if session == sid}
 
 
 def descendants(root: int) -> set[int]:

@@ -8,6 +8,7 @@ off unless `verbose`; the live view (`live.py`) shows progress instead.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
@@ -21,6 +22,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import Searcher
 
 from tuner.block import Block
+from tuner.errors import StorageError
 from tuner.session import StudySession
 from tuner.trial import TrialRequest, run_name, run_trial
 from tuner.workspace import TrialPaths
@@ -81,6 +83,23 @@ class _Unpicklable:
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_live")}
 
 
+def _recording(method: Any) -> Any:
+    """A study that cannot record an outcome must stop, not lose it: Ray only logs exceptions
+    raised in a searcher, so keep the StorageError; the stopper ends the study and `run` raises it."""
+
+    @functools.wraps(method)
+    def wrapper(self: StudySearcher, *args: Any, **kwargs: Any) -> Any:
+        if self._live_session.fatal is not None:
+            return Searcher.FINISHED if method.__name__ == "suggest" else None
+        try:
+            return method(self, *args, **kwargs)
+        except StorageError as e:
+            self._live_session.fatal = e
+            return Searcher.FINISHED if method.__name__ == "suggest" else None
+
+    return wrapper
+
+
 class StudySearcher(_Unpicklable, Searcher):
     """Ray searcher bound to the Optuna study: asks it, tells it every outcome."""
 
@@ -89,6 +108,7 @@ class StudySearcher(_Unpicklable, Searcher):
         self._live_session = session
         self.numbers: dict[str, int] = {}
 
+    @_recording
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         session = self._live_session
         ticket = session.next_trial()
@@ -104,10 +124,12 @@ class StudySearcher(_Unpicklable, Searcher):
     def restore(self, checkpoint_path: str) -> None:
         """Nothing to restore: see save."""
 
+    @_recording
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         if trial_id in self.numbers and OBJECTIVE in result and not result.get("final"):
             self._live_session.on_eval(self.numbers[trial_id], float(result[OBJECTIVE]), int(result[PROGRESS]))
 
+    @_recording
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         number = self.numbers.pop(trial_id, None)
         if number is None:
@@ -127,7 +149,7 @@ class BudgetStopper(_Unpicklable, tune.Stopper):
         return False
 
     def stop_all(self) -> bool:
-        return self._live_session.budget_exhausted()
+        return self._live_session.fatal is not None or self._live_session.budget_exhausted()
 
 
 class ViewCallback(_Unpicklable, tune.Callback):
@@ -152,6 +174,9 @@ def init_ray(plan: RayPlan) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # keep CUDA_VISIBLE_DEVICES="" on CPU
+    # Ray SIGKILLs a dead worker's direct children: that would be a trial's guard, whose job is to
+    # end the whole trial tree (torchrun's workers included) when its worker dies. Let it.
+    os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": plan.verbose,
                               "logging_level": logging.INFO if plan.verbose else logging.ERROR}  # fmt: skip
     if plan.address:
@@ -186,3 +211,5 @@ def run(session: StudySession, block: Block, targets: dict[str, str], plan: RayP
         ),
     )  # fmt: skip
     tuner.fit()
+    if session.fatal is not None:
+        raise session.fatal

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuner._proctree import alive, kill_tree
+from tuner._proctree import kill_tree, session_members
 from tuner.errors import LaunchError
 
 log = logging.getLogger(__name__)
@@ -178,19 +178,29 @@ class TrialProcess:
 
 
 def stop_recorded(pid_path: Path, grace_s: float = 10.0) -> bool:
-    """Stop a trial's process group from its pid file (the driver cleaning up after a trial whose
-    launcher is gone). Only a group on this host led by tuner's guard is touched. True if stopped."""
+    """Stop a trial's processes from its pid file: the driver cleaning up after a trial whose
+    launcher (a Ray worker) is gone, or `tune resume` after a driver died. The trial's session
+    (started by the guard) is found even if the guard itself was killed. Only processes on this
+    host whose command line is the trial's are touched. True if something was stopped."""
     try:
-        pid_text, host = pid_path.read_text(encoding="utf-8").split()
-        pgid = int(pid_text)
-        cmdline = Path(f"/proc/{pgid}/cmdline").read_bytes()
+        pid_text, host = pid_path.read_text(encoding="utf-8").split()[:2]
+        sid = int(pid_text)
     except (OSError, ValueError):
         return False
-    if host != socket.gethostname() or b"tuner._guard" not in cmdline or not alive(pgid):
+    if host != socket.gethostname():
         return False
-    kill_tree(pgid, grace_s)
-    _signal_group(pgid, signal.SIGKILL)
-    return True
+    marker = str(pid_path.parent).encode()  # every process of the trial names its YAML in argv
+    members = {p for p in session_members(sid) if marker in _cmdline(p) or b"tuner._guard" in _cmdline(p)}
+    for pid in members:
+        kill_tree(pid, grace_s)
+    return bool(members)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def _signal_group(pgid: int, sig: int) -> None:

@@ -77,6 +77,7 @@ class StudySession:
         self.running: dict[int, float] = {}  # number -> start time
         self.outcomes: list[Outcome] = []
         self.stopped_for_budget = False
+        self.fatal: TunerError | None = None  # a storage failure: the study must stop
         self._distributions = space.distributions()
 
     # -- budget ----------------------------------------------------------------------------
@@ -144,6 +145,11 @@ class StudySession:
         started = self.running.pop(number, self._clock())
         wall_s = self._clock() - started
         paths = trial_paths(self.trials_dir, self.store.name, number)
+        if final is None:
+            # Stopped from outside (scheduler, budget, a dead worker): its processes may still be
+            # winding down; the record is only written once they are gone.
+            stopped = stop_recorded(paths.pid)
+            log.info("trial %d stopped from outside; processes %s", number, "ended" if stopped else "already gone")
         result = {**_read_result(paths), **(final or {})}
         if error is not None:
             exit_class, reason = "crashed", error.strip().splitlines()[-1][:500] if error.strip() else "error"
@@ -178,7 +184,6 @@ class StudySession:
         of a study whose budget ran out without reporting them; Ctrl-C stops everything)."""
         outcomes = []
         for number in list(self.running):
-            # Ray may end a study without stopping its trials' processes first: stop them here.
             stop_recorded(trial_paths(self.trials_dir, self.store.name, number).pid)
             if interrupted:
                 outcome = self.on_complete(number, {"final": True, "exit_class": "interrupted",

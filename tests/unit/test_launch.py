@@ -112,3 +112,28 @@ def test_guard_kills_the_trial_when_its_launcher_dies(tmp_path):
     while _alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(grandchild)
+
+
+def test_stop_recorded_finds_the_trial_even_when_its_guard_was_killed(tmp_path):
+    """Ray (or anyone) may SIGKILL the guard; the driver still finds the trial by its session."""
+    import signal
+
+    from tuner.launch import stop_recorded
+
+    script = tmp_path / "spawner.py"
+    script.write_text(SPAWNER)
+    pid_file = tmp_path / "grandchild.pid"
+    spec = LaunchSpec(tmp_path / "x.yaml", tmp_path / "train.log", pid_path=tmp_path / "trial.pid")
+    guard_argv = [sys.executable, "-m", "tuner._guard", str(os.getpid()), "--", sys.executable, str(script),
+                  str(pid_file), "x"]
+    proc = TrialProcess(spec, argv=guard_argv).start()
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    os.kill(proc.pid, signal.SIGKILL)  # the guard dies without cleaning up
+    proc.wait()
+    assert _alive(grandchild)
+    assert stop_recorded(tmp_path / "trial.pid", grace_s=2)
+    assert not _alive(grandchild)
+    assert not stop_recorded(tmp_path / "trial.pid")  # nothing left to stop

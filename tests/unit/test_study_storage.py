@@ -77,3 +77,26 @@ def test_unreachable_database_names_url_without_password():
 def test_redact():
     assert redact("postgresql+psycopg://u:pw@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
     assert redact("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "gp", "random", "grid", "cmaes"])
+def test_every_sampler_proposes_points_inside_the_space(make_block, tmp_path, sampler):
+    from tuner.block import load_block
+    from tuner.space import build_space
+    from tuner.study import make_sampler
+
+    space = build_space(load_block(make_block()))
+    store = StudyStore.open(f"sqlite:///{tmp_path / 's.db'}", "s", sampler=make_sampler(sampler, 3, space))
+    for i in range(4):
+        number, params = store.ask(space.distributions())
+        assert all(space.params[k].contains(v) for k, v in params.items()), params
+        store.tell(number, "COMPLETE", float(i))
+
+
+def test_unknown_sampler_is_a_user_error(make_block):
+    from tuner.block import load_block
+    from tuner.space import build_space
+    from tuner.study import make_sampler
+
+    with pytest.raises(ConfigError, match="--sampler"):
+        make_sampler("bayes", 0, build_space(load_block(make_block())))
