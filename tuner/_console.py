@@ -126,15 +126,26 @@ def print_studies(console: Console, url: str) -> None:
         console.print(f"No studies in {escape(redact(url))}. Start one with `tune start --budget 4`.")
         return
     table = Table(title=f"Studies in {redact(url)}", title_justify="left")
-    for column in ("study", "complete", "running", "pruned", "failed", "best", "budget spent"):
+    for column in ("study", "complete", "running", "pruned", "failed", "best", "budget spent", "disk"):
         table.add_column(column)
     for name in names:
         store = StudyStore.open(url, name, create=False)
-        counts = state_counts(store.trials())
+        trials = store.trials()
+        counts = state_counts(trials)
         best = store.best()
         table.add_row(escape(name), *(str(counts[k]) for k in ("complete", "running", "pruned", "failed")),
-                      f"{best.value:.4f} (#{best.number})" if best else "-", _spent_text(store.attrs()))  # fmt: skip
+                      f"{best.value:.4f} (#{best.number})" if best else "-", _spent_text(store.attrs()),
+                      _disk_text(trials))  # fmt: skip
     console.print(table)
+
+
+def _disk_text(trials: list[Any]) -> str:
+    from pathlib import Path
+
+    from tuner.disk import human, size_of
+
+    dirs = {Path(t.user_attrs["trial_dir"]) for t in trials if t.user_attrs.get("trial_dir")}
+    return human(sum(size_of(d) for d in dirs if d.exists()))
 
 
 def print_study(console: Console, url: str, name: str) -> None:
@@ -151,8 +162,11 @@ def print_study(console: Console, url: str, name: str) -> None:
     for number, reason in reasons:
         console.print(f"  #{number}: {escape(str(reason))}", highlight=False)
     best = store.best()
-    console.print(f"budget: {_spent_text(attrs)}; sampler {attrs.get('sampler', '-')}, "
-                  f"scheduler {attrs.get('scheduler', '-')}; storage {escape(redact(url))}")  # fmt: skip
+    pinned = [t.number for t in trials if t.user_attrs.get("pinned")]
+    console.print(f"budget: {_spent_text(attrs)}; disk: {_disk_text(trials)}"
+                  + (f" (pinned: {pinned})" if pinned else "")
+                  + f"; sampler {attrs.get('sampler', '-')}, scheduler {attrs.get('scheduler', '-')}; "
+                  f"storage {escape(redact(url))}")  # fmt: skip
     if best is not None:
         console.print(f"[bold]best[/bold]: trial #{best.number} {metric}={best.value:.6f}  "
                       f"{escape(format_params(best.params))}  ({escape(str(best.user_attrs.get('trial_dir', '')))})")
@@ -164,3 +178,21 @@ def print_study_end(console: Console, session: Any) -> None:
     console.print("\nNext:")
     console.print(f"  tune status {name} --storage '{escape(redact(url))}'    # this table again", highlight=False)
     console.print(f"  optuna-dashboard '{escape(redact(url))}'    # plots in the browser", highlight=False)
+
+
+def print_study_start(console: Console, prepared: Any) -> None:
+    s = prepared.session
+    where = escape(redact(s.store.url))
+    if prepared.took_over:
+        console.print(f"[yellow]Took over[/yellow] from a driver that stopped sending heartbeats "
+                      f"({escape(str(prepared.took_over.get('host')))} pid {prepared.took_over.get('pid')}).")
+    recovered = prepared.recovered
+    if recovered and (recovered.interrupted or recovered.requeued):
+        if recovered.interrupted:
+            console.print(f"Trials left running by a dead driver, now FAIL interrupted: {recovered.interrupted}")
+        for number, checkpoint in recovered.requeued.items():
+            how = f"continuing from {escape(checkpoint)}" if checkpoint else "from the start"
+            console.print(f"  trial #{number} will run again, {how}")
+    verb = "Resuming" if prepared.resumed else "Starting"
+    console.print(f"{verb} study [bold]{escape(s.store.name)}[/bold] in {where}; budget {prepared.budget.describe()}"
+                  f"; trials in {s.trials_dir / s.store.name}")

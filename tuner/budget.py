@@ -115,8 +115,10 @@ class Ledger:
             return False
         return self.spent(session_s=session_s, running=running) >= self.budget.amount
 
-    def record(self, wall_s: float, units: int) -> None:
-        self.finished_trials += 1
+    def record(self, wall_s: float, units: int, *, counts: bool = True) -> None:
+        """A trial ended. `counts=False` for an interrupted trial: its compute is spent, but it will
+        run again, so it does not use up a trial of a trial-count budget."""
+        self.finished_trials += int(counts)
         self.gpu_s += wall_s * units
         self.durations.append(wall_s)
 

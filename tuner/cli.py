@@ -10,13 +10,16 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from tuner.errors import TunerError
+
+if TYPE_CHECKING:
+    from tuner.start import StartOptions
 
 app = typer.Typer(
     name="tune",
@@ -156,6 +159,49 @@ AddressOpt = Annotated[
 ]
 
 
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--trial-timeout", help="Stop a trial that prints nothing and logs no step for this many seconds."),
+]
+RetriesOpt = Annotated[
+    int, typer.Option("--retries", help="Re-run a crashed or hung trial up to N times (never an OOM).")
+]
+KeepBestOpt = Annotated[
+    int, typer.Option("--keep-best", help="Keep the weights of the best K trials (and pinned ones); delete the rest.")
+]
+AllowChangesOpt = Annotated[
+    bool, typer.Option("--allow-changes", help="Resume even though the block or search space changed.")
+]
+
+
+def _run(block_config: Path | None, options: StartOptions, *, must_exist: bool = False) -> None:
+    from tuner import _console
+    from tuner.errors import PreflightError
+    from tuner.live import LiveView
+    from tuner.start import prepare_study, run_study
+
+    block = _load(block_config) if block_config is not None or not must_exist else None
+    try:
+        prepared = prepare_study(block, options, must_exist=must_exist)
+    except PreflightError as e:
+        _console.print_findings(err, block.file if block else "block", e.findings)
+        raise
+    session = prepared.session
+    _console.print_findings(err, session.block.file, prepared.findings, quiet=True)
+    _console.print_study_start(err, prepared)
+
+    def on_signal(count: int) -> None:
+        if count == 1:
+            err.print("\n[yellow]Stopping:[/yellow] no new trials; running ones are stopped and recorded "
+                      "FAIL interrupted (resume runs them again). Ctrl-C again to kill at once.")
+        else:
+            err.print("\n[red]Killing the running trials now.[/red]")
+
+    with LiveView(err, session, prepared.budget.describe()) as view:
+        run_study(prepared, view.refresh, on_signal)
+    _console.print_study_end(out, session)
+
+
 @app.command()
 def start(
     budget: BudgetOpt,
@@ -170,33 +216,75 @@ def start(
     address: AddressOpt = None,
     trials_dir: TrialsDirOpt = Path("trials"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler.")] = 0,
+    trial_timeout: TimeoutOpt = None,
+    retries: RetriesOpt = 0,
+    keep_best: KeepBestOpt = 1,
+    allow_changes: AllowChangesOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Run a study: sample parameters, run real trials on Ray, record everything in the Optuna study."""
-    _setup_logging(verbose)
-    from tuner import _console
-    from tuner.errors import PreflightError
-    from tuner.live import LiveView
-    from tuner.start import StartOptions, prepare_study, run_study
+    """Run a study: sample parameters, run real trials on Ray, record everything in the Optuna study.
 
-    options = StartOptions(budget=budget, study=study, storage=storage, space=space, sampler=sampler,
-                           scheduler=scheduler, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
-                           address=address, trials_dir=trials_dir, seed=seed, verbose=verbose)  # fmt: skip
-    block = _load(config)
-    try:
-        prepared = prepare_study(block, options)
-    except PreflightError as e:
-        _console.print_findings(err, block.file, e.findings)
-        raise
-    _console.print_findings(err, block.file, prepared.findings, quiet=True)
-    session = prepared.session
-    verb = "Resuming" if prepared.resumed else "Starting"
-    where = escape(_console.redact(session.store.url))
-    err.print(f"{verb} study [bold]{escape(session.store.name)}[/bold] in {where}; budget "
-              f"{prepared.budget.describe()}; trials in {prepared.plan.trials_dir / session.store.name}")
-    with LiveView(err, session, prepared.budget.describe()) as view:
-        run_study(prepared, view.refresh)
-    _console.print_study_end(out, session)
+    On an existing study name this resumes it, and --budget adds to its budget."""
+    _setup_logging(verbose)
+    from tuner.start import StartOptions
+
+    _run(config, StartOptions(
+        budget=budget, study=study, storage=storage, space=space, sampler=sampler, scheduler=scheduler,
+        gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, address=address, trials_dir=trials_dir,
+        seed=seed, verbose=verbose, trial_timeout_s=trial_timeout, retries=retries, allow_changes=allow_changes,
+        keep_best=keep_best,
+    ))  # fmt: skip
+
+
+@app.command()
+def resume(
+    study: Annotated[str, typer.Argument(help="The study to continue.")],
+    budget: Annotated[str | None, typer.Option("--budget", "-b", help="Add this much budget (same kind).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Block file, if it moved.")] = None,
+    storage: StorageOpt = None,
+    trials_dir: TrialsDirOpt = Path("trials"),
+    gpus_per_trial: GpusOpt = 0,
+    max_concurrent: ConcurrencyOpt = None,
+    address: AddressOpt = None,
+    trial_timeout: TimeoutOpt = None,
+    retries: RetriesOpt = 0,
+    keep_best: KeepBestOpt = 1,
+    allow_changes: AllowChangesOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Continue an interrupted study: interrupted trials run again, finished ones never.
+
+    A retry continues from the interrupted trial's checkpoint when the block keeps optimizer
+    state; the budget carries on from what was spent, and --budget adds to it."""
+    _setup_logging(verbose)
+    from tuner.start import StartOptions
+
+    _run(config, StartOptions(
+        budget=budget, study=study, storage=storage, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
+        address=address, trials_dir=trials_dir, verbose=verbose, trial_timeout_s=trial_timeout, retries=retries,
+        allow_changes=allow_changes, keep_best=keep_best,
+    ), must_exist=True)  # fmt: skip
+
+
+@app.command()
+def pin(
+    study: Annotated[str, typer.Argument(help="The study.")],
+    trial: Annotated[int, typer.Argument(help="Trial number whose weights must never be deleted.")],
+    storage: StorageOpt = None,
+    trials_dir: TrialsDirOpt = Path("trials"),
+    unpin: Annotated[bool, typer.Option("--unpin", help="Remove the pin instead.")] = False,
+) -> None:
+    """Keep a trial's weights and checkpoints, whatever --keep-best says."""
+    from tuner.study import StudyStore, default_storage
+
+    store = StudyStore.open(storage or default_storage(trials_dir), study, create=False)
+    if trial not in {t.number for t in store.trials()}:
+        from tuner.errors import ConfigError
+
+        raise ConfigError(f"study {study!r} has no trial {trial}", key="TRIAL", value=trial,
+                          fix=f"run `tune status {study}` to see its trials")  # fmt: skip
+    store.set_trial_attrs(trial, {"pinned": not unpin})
+    out.print(f"trial #{trial} of {study} {'unpinned' if unpin else 'pinned'}")
 
 
 @app.command()

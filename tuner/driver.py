@@ -58,7 +58,7 @@ def _trainable(config: dict[str, Any], block: Block, targets: dict[str, str], np
     request = TrialRequest(
         block, config["params"], paths, targets=targets, nproc=nproc,
         gpu_ids=tuple(str(g) for g in ray.get_gpu_ids()), run_name=run_name(study, number), group=study,
-        timeout_s=timeout_s,
+        timeout_s=timeout_s, resume_from=config.get("resume_from"),
     )  # fmt: skip
 
     def on_record(record: Any) -> None:
@@ -116,7 +116,7 @@ class StudySearcher(_Unpicklable, Searcher):
             return Searcher.FINISHED if not session.running else None
         self.numbers[trial_id] = ticket.number
         return {"number": ticket.number, "params": ticket.params, "trial_dir": str(ticket.paths.root),
-                "global_batch_size": ticket.global_batch_size}  # fmt: skip
+                "global_batch_size": ticket.global_batch_size, "resume_from": ticket.resume_from}  # fmt: skip
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: the Optuna study is the searcher's state."""
@@ -149,7 +149,8 @@ class BudgetStopper(_Unpicklable, tune.Stopper):
         return False
 
     def stop_all(self) -> bool:
-        return self._live_session.fatal is not None or self._live_session.budget_exhausted()
+        session = self._live_session
+        return session.fatal is not None or session.interrupted or session.budget_exhausted()
 
 
 class ViewCallback(_Unpicklable, tune.Callback):

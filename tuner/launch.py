@@ -102,6 +102,7 @@ class TrialProcess:
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.errors: list[str] = []  # the first exception lines of the workers, in order
         self.started_at = 0.0
+        self.last_output_at = 0.0  # monotonic time of the last line the trial printed
         self.stop_reason: str | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
@@ -127,7 +128,7 @@ class TrialProcess:
             )
         except OSError as e:
             raise LaunchError(f"cannot start {argv[0]}: {e}") from e
-        self.started_at = time.monotonic()
+        self.started_at = self.last_output_at = time.monotonic()
         if self.spec.pid_path is not None:
             self.spec.pid_path.write_text(f"{self._proc.pid} {socket.gethostname()}\n", encoding="utf-8")
         self._reader = threading.Thread(target=self._copy_output, name="train-log", daemon=True)
@@ -150,6 +151,7 @@ class TrialProcess:
                 # tqdm-style progress rewrites one line with \r: keep only its last state.
                 text = line.rstrip("\n").rsplit("\r", 1)[-1]
                 self.tail.append(text)
+                self.last_output_at = time.monotonic()
                 match = _EXCEPTION.match(text)
                 if match and len(self.errors) < 10 and not any(w in text for w in _WRAPPERS):
                     self.errors.append(match.group(1).strip())

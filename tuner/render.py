@@ -48,6 +48,7 @@ def render(
     ds_config: dict[str, Any] | None,
     nproc: int = 1,
     run_name: str | None = None,
+    resume_from: str | None = None,
 ) -> Rendered:
     training = block.training
     # Only keys the user set (extras included): LLaMA-Factory's defaults apply to the rest.
@@ -81,8 +82,11 @@ def render(
     )
     if run_name:
         args["run_name"] = run_name
-    for key in ("deepspeed", "val_size", "max_samples", "tokenized_path"):
-        args.pop(key, None)  # tuner decides these below / through the conversion
+    # tuner decides these below / through the conversion; a production resume path is not a trial's
+    for key in ("deepspeed", "val_size", "max_samples", "tokenized_path", "resume_from_checkpoint"):
+        args.pop(key, None)
+    if resume_from:  # a retry continuing an interrupted trial's checkpoint (its own output_dir stays fresh)
+        args["resume_from_checkpoint"] = resume_from
     if ds_config is not None:
         args["deepspeed"] = str(paths.ds_config)
     if training.save_steps is None and "save_strategy" not in args:

@@ -22,6 +22,7 @@ from typing import Any
 
 from tuner.block import Block
 from tuner.budget import Ledger
+from tuner.disk import prune_weights
 from tuner.errors import TunerError
 from tuner.launch import stop_recorded
 from tuner.space import SearchSpace
@@ -43,6 +44,7 @@ class Ticket:
     params: dict[str, Any]
     paths: TrialPaths
     global_batch_size: int
+    resume_from: str | None = None  # a checkpoint of an interrupted trial to continue from
 
 
 @dataclass
@@ -66,12 +68,17 @@ class StudySession:
         *,
         units_per_trial: int = 1,
         gpus_per_trial: int = 0,
+        retries: int = 0,
+        keep_best: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.block, self.space, self.ledger = store, block, space, ledger
         self.trials_dir = trials_dir
         self.units = max(1, units_per_trial)  # GPUs, or processes on CPU: what GPU-hours count
         self.gpus = gpus_per_trial
+        self.retries = retries  # automatic re-runs of a crashed or hung trial (never of an OOM)
+        self.interrupted = False  # Ctrl-C / SIGTERM: start nothing more
+        self.keep_best = keep_best  # trials whose weights stay on disk (plus pinned ones)
         self._clock = clock
         self._started = clock()
         self.running: dict[int, float] = {}  # number -> start time
@@ -103,13 +110,13 @@ class StudySession:
     # -- trials ----------------------------------------------------------------------------
     def next_trial(self) -> Ticket | None:
         """The next trial to run, or None when the budget cannot pay for another one."""
-        if not self.can_start():
+        if self.interrupted or not self.can_start():
             return None
         for _ in range(MAX_INFEASIBLE_IN_A_ROW):
-            number, params = self.store.ask(self._distributions)
+            number, params, attrs = self.store.ask_with_attrs(self._distributions)
             violation = self.space.violation(params, self.block, max(1, self.gpus))
             if violation is None:
-                return self._start(number, params)
+                return self._start(number, params, attrs.get("resume_from"))
             # Not run: costs nothing, and the sampler learns the region is infeasible.
             self.store.tell(number, "PRUNED", attrs={"exit_class": "infeasible", "reason": violation},
                             infeasible="global_batch_size")
@@ -119,7 +126,7 @@ class StudySession:
             "widen evolving.global_batch_size or the batch-size choices"
         )
 
-    def _start(self, number: int, params: dict[str, Any]) -> Ticket:
+    def _start(self, number: int, params: dict[str, Any], resume_from: str | None = None) -> Ticket:
         paths = create_fresh(trial_paths(self.trials_dir, self.store.name, number))
         gbs = self.space.global_batch_size(params, self.block, max(1, self.gpus))
         attrs: dict[str, Any] = {
@@ -133,7 +140,7 @@ class StudySession:
                           "wandb_run_id": wandb_run_id(run_name(self.store.name, number))})  # fmt: skip
         self.store.set_trial_attrs(number, attrs)
         self.running[number] = self._clock()
-        return Ticket(number, params, paths, gbs)
+        return Ticket(number, params, paths, gbs, resume_from)
 
     def on_eval(self, number: int, value: float, samples: int) -> None:
         if math.isfinite(value):
@@ -159,6 +166,9 @@ class StudySession:
                       else "stopped early by the scheduler (worse than its peers at the same progress)")  # fmt: skip
         else:
             exit_class, reason = final.get("exit_class", "crashed"), final.get("reason", "")
+        if self.interrupted and exit_class != "ok":
+            # Ctrl-C reaches Ray's workers too: whatever they report, the driver stopped this trial.
+            exit_class, reason = "interrupted", "the study's driver was interrupted (Ctrl-C or SIGTERM)"
         value = final.get("value") if final and exit_class == "ok" else None
         state = "COMPLETE" if exit_class == "ok" and value is not None else (
             "PRUNED" if exit_class in PRUNED_CLASSES else "FAIL")  # fmt: skip
@@ -170,11 +180,14 @@ class StudySession:
                 attrs[key] = result[key]
         if state == "FAIL" and result.get("log_tail"):
             attrs["log_tail"] = "\n".join(result["log_tail"][-20:])[-4000:]
-        self.ledger.record(wall, self.units)
+        self.ledger.record(wall, self.units, counts=exit_class != "interrupted")
         self.store.tell(number, state, value, attrs)
         if exit_class == "oom":
             self._mark_infeasible(number)
+        elif exit_class in ("crashed", "timeout"):
+            self._maybe_retry(number)
         self.save_spent()
+        self.free_disk()
         outcome = Outcome(number, state, exit_class, value, reason, wall)
         self.outcomes.append(outcome)
         return outcome
@@ -192,6 +205,24 @@ class StudySession:
                 outcome = self.on_complete(number, None)
             outcomes.append(outcome)
         return outcomes
+
+    def free_disk(self) -> None:
+        trials = self.store.trials()
+        freed = prune_weights(trials, self.keep_best, self.block.experiment.direction == "minimize")
+        if freed:  # finished trials are immutable in Optuna: the tally lives on the study
+            tally = {str(k): v for k, v in (self.store.attrs().get("weights_freed_bytes") or {}).items()}
+            for number, size in freed.items():
+                tally[str(number)] = tally.get(str(number), 0) + size
+            self.store.set_attrs({"weights_freed_bytes": tally})
+
+    def _maybe_retry(self, number: int) -> None:
+        trial = next(t for t in self.store.trials() if t.number == number)
+        first = int(trial.user_attrs.get("retry_of", number))
+        attempt = int(trial.user_attrs.get("attempt", 0)) + 1
+        if attempt <= self.retries:
+            self.store.enqueue(dict(trial.params), {"retry_of": first, "attempt": attempt})
+            log.info("trial %d %s: retry %d of %d enqueued", number, trial.user_attrs.get("exit_class"),
+                     attempt, self.retries)  # fmt: skip
 
     def _mark_infeasible(self, number: int) -> None:
         """Feed an OOM back to the sampler: Optuna's samplers read constraints only from COMPLETE or

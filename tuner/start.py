@@ -1,34 +1,49 @@
-"""`tune start`: from a block and a budget to a finished study.
+"""`tune start` / `tune resume`: from a block and a budget to a finished study.
 
 Order matters: everything that can be wrong with the input (block, space, data, budget, flags)
-is checked before the study is created and before Ray starts.
+is checked before the study is touched and before Ray starts. An existing study is resumed: its
+orphaned trials are recovered, its budget continues, and a changed block or space is refused
+unless the user allows it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tuner import __version__
-from tuner.block import Block
+from tuner.block import Block, load_block
 from tuner.budget import Budget, Ledger, parse_budget
 from tuner.dataset import PreparedData, prepare_dataset
-from tuner.errors import ConfigError, PreflightError, SpaceError
+from tuner.errors import ConfigError, PreflightError, SpaceError, TunerError
+from tuner.launch import stop_recorded
+from tuner.lease import Lease
 from tuner.preflight import Finding, gpus_present, run_preflight
+from tuner.recovery import Recovered, recover
 from tuner.session import StudySession
 from tuner.space import SearchSpace, build_space
-from tuner.study import SAMPLERS, StudyStore, default_storage, make_sampler, redact
-from tuner.workspace import TrialPaths, check_study_name, check_trials_dir
+from tuner.study import SAMPLERS, StudyStore, default_storage, make_sampler, redact, study_names
+from tuner.workspace import TrialPaths, check_study_name, check_trials_dir, trial_paths
 
 log = logging.getLogger(__name__)
 
 
+class Interrupted(TunerError):
+    """The driver was stopped by Ctrl-C or SIGTERM; the study can be resumed."""
+
+    exit_code = 130
+
+
 @dataclass(frozen=True)
 class StartOptions:
-    budget: str
+    budget: str | None
     study: str | None = None
     storage: str | None = None
     space: Path | None = None
@@ -41,11 +56,14 @@ class StartOptions:
     seed: int = 0
     verbose: bool = False
     trial_timeout_s: float | None = None
+    retries: int = 0
+    allow_changes: bool = False
+    keep_best: int = 1
 
 
 @dataclass
 class Prepared:
-    """A study ready to run: validated inputs, the opened study and the session."""
+    """A study ready to run: validated inputs, the opened study, the lease and the session."""
 
     session: StudySession
     plan: Any  # driver.RayPlan (driver imports Ray lazily)
@@ -53,6 +71,9 @@ class Prepared:
     findings: list[Finding]
     budget: Budget
     resumed: bool
+    lease: Lease
+    recovered: Recovered | None = None
+    took_over: dict[str, Any] | None = None
 
 
 def _check_flags(o: StartOptions) -> None:
@@ -60,10 +81,14 @@ def _check_flags(o: StartOptions) -> None:
         raise ConfigError("is not a sampler", key="--sampler", value=o.sampler, fix=f"use one of {', '.join(SAMPLERS)}")
     if o.scheduler not in ("asha", "none"):
         raise ConfigError("is not a scheduler", key="--scheduler", value=o.scheduler, fix="use asha or none")
-    if o.gpus_per_trial < 0:
-        raise ConfigError("must be >= 0", key="--gpus-per-trial", value=o.gpus_per_trial, fix="use 0 on CPU")
+    for key, value, low in (("--gpus-per-trial", o.gpus_per_trial, 0), ("--retries", o.retries, 0),
+                            ("--keep-best", o.keep_best, 0)):
+        if value < low:
+            raise ConfigError(f"must be >= {low}", key=key, value=value, fix=f"use {low} or more")
     if o.max_concurrent is not None and o.max_concurrent < 1:
         raise ConfigError("must be >= 1", key="--max-concurrent", value=o.max_concurrent, fix="use 1 or more")
+    if o.trial_timeout_s is not None and o.trial_timeout_s <= 0:
+        raise ConfigError("must be > 0 seconds", key="--trial-timeout", value=o.trial_timeout_s, fix="e.g. 1800")
     if o.address is None and o.gpus_per_trial > 0 and gpus_present() < o.gpus_per_trial:
         raise ConfigError(
             f"asks for {o.gpus_per_trial} GPU(s) per trial but this machine has {gpus_present()}",
@@ -111,15 +136,54 @@ def study_attrs(block: Block, space: SearchSpace, o: StartOptions, budget: Budge
     }  # fmt: skip
 
 
-def prepare_study(block: Block, o: StartOptions) -> Prepared:
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _check_unchanged(attrs: dict[str, Any], block: Block, space: SearchSpace, o: StartOptions) -> list[str]:
+    """What differs from the study's record; refused unless --allow-changes."""
+    changes = []
+    if attrs.get("block_hash") != block.content_hash:
+        changes.append(f"the block changed (hash {attrs.get('block_hash')} -> {block.content_hash})")
+    if not _same(attrs.get("space"), space.to_dict()):
+        changes.append("the search space changed")
+    if changes and not o.allow_changes:
+        raise ConfigError(
+            f"study {o.study!r} cannot resume: {'; '.join(changes)}", key="--study", value=o.study,
+            fix="restore the original block/space, pass --allow-changes to resume anyway, or start a new --study",
+        )  # fmt: skip
+    return changes
+
+
+def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = False) -> Prepared:
+    """Validate everything, open (or resume) the study, take its lease, recover orphans."""
     from tuner.driver import RayPlan
 
     _check_flags(o)
-    budget = parse_budget(o.budget)
+    trials_dir = check_trials_dir(o.trials_dir)
+    url = o.storage or default_storage(trials_dir)
+    existing = o.study is not None and o.study in study_names(url)
+    if must_exist and not existing:
+        raise ConfigError(f"no study named {o.study!r} in {redact(url)}", key="STUDY", value=o.study,
+                          fix="run `tune status` to list the studies, or `tune start` to create one")  # fmt: skip
+    attrs: dict[str, Any] = StudyStore.open(url, o.study, create=False).attrs() if existing else {}  # type: ignore[arg-type]
+    if existing and "tuner_version" in attrs:
+        if block is None:
+            block = load_block(attrs["block_file"])
+        o = replace(o, sampler=attrs.get("sampler", o.sampler), scheduler=attrs.get("scheduler", o.scheduler),
+                    space=o.space or (Path(attrs["space_file"]) if attrs.get("space_file") else None))  # fmt: skip
+    if block is None:
+        raise ConfigError("a block is needed to start a study", key="--config", fix="pass --config block.yaml")
+    resumed = existing and "tuner_version" in attrs
+    stored_budget = Budget.from_dict(attrs["budget"]) if resumed else None
+    if o.budget is None and stored_budget is None:
+        raise ConfigError("a new study needs a budget", key="--budget", fix="add e.g. --budget 20 (trials) or 8h")
+    budget = stored_budget.extended(parse_budget(o.budget)) if stored_budget and o.budget else (
+        stored_budget or parse_budget(o.budget))  # type: ignore[arg-type]  # fmt: skip
+
     findings = run_preflight(block, space_path=o.space)
     if any(f.severity == "error" for f in findings):
         raise PreflightError(findings)
-    trials_dir = check_trials_dir(o.trials_dir)
     name = check_study_name(o.study or f"{block.conversion.data_name}-{dt.datetime.now():%Y%m%d-%H%M%S}")
     space = build_space(block, o.space)
     # Converting the data now checks it before any trial, and warms the cache the trials share.
@@ -128,27 +192,34 @@ def prepare_study(block: Block, o: StartOptions) -> Prepared:
     if not space.params:
         raise SpaceError("names no parameter to tune", file=block.file, key="evolving.tunable_params", value={},
                          fix="list e.g. [learning_rate, num_train_epochs]")  # fmt: skip
+    changes = _check_unchanged(attrs, block, space, replace(o, study=name)) if resumed else []
 
-    url = o.storage or default_storage(trials_dir)
     secrets = tuple(filter(None, (block.secret(k) for k in block.credentials)))
-    sampler = make_sampler(o.sampler, o.seed, space)
-    store = StudyStore.open(url, name, direction=block.experiment.direction, sampler=sampler, secrets=secrets)
-    attrs = store.attrs()
-    resumed = "tuner_version" in attrs
-    if resumed and attrs.get("block_hash") != block.content_hash:
-        raise ConfigError(
-            f"study {name!r} was started with a different block (hash {attrs.get('block_hash')} vs "
-            f"{block.content_hash})", key="--study", value=name, fix="choose a new --study name",
-        )  # fmt: skip
-    if not resumed:
-        store.set_attrs(study_attrs(block, space, o, budget, url))
+    # A resumed sampler must not replay the first session's random draws: offset its seed.
+    seed = int(attrs.get("seed", o.seed)) + (len(_trial_numbers(url, name)) if resumed else 0)
+    store = StudyStore.open(url, name, direction=block.experiment.direction,
+                            sampler=make_sampler(o.sampler, seed, space), secrets=secrets)  # fmt: skip
+    lease = Lease(store).acquire()
+    try:
+        recovered = recover(store, block) if resumed else None
+        if not resumed:
+            store.set_attrs(study_attrs(block, space, o, budget, url))
+        else:
+            store.set_attrs({"budget": budget.to_dict()})
+            if changes:
+                history = [*attrs.get("changes", []), {"when": dt.datetime.now(dt.UTC).isoformat(), "what": changes}]
+                store.set_attrs({"block_hash": block.content_hash, "space": space.to_dict(),
+                                 "block": block.public_dict(), "changes": history})  # fmt: skip
+    except BaseException:
+        lease.release()
+        raise
     ledger = Ledger.from_dict(attrs["spent"], budget) if resumed and "spent" in attrs else Ledger(budget)
 
     units = max(1, o.gpus_per_trial)
     available = gpus_present() if o.address is None else 0
     default_concurrency = max(1, available // o.gpus_per_trial) if o.gpus_per_trial else 1
     session = StudySession(store, block, space, ledger, trials_dir, units_per_trial=units,
-                           gpus_per_trial=o.gpus_per_trial)  # fmt: skip
+                           gpus_per_trial=o.gpus_per_trial, retries=o.retries, keep_best=o.keep_best)  # fmt: skip
     plan = RayPlan(
         study=name, trials_dir=trials_dir, scheduler=o.scheduler, gpus_per_trial=o.gpus_per_trial,
         nproc_per_trial=units, max_concurrent=o.max_concurrent or default_concurrency,
@@ -156,18 +227,56 @@ def prepare_study(block: Block, o: StartOptions) -> Prepared:
         address=o.address, verbose=o.verbose, timeout_s=o.trial_timeout_s,
     )  # fmt: skip
     targets = {n: p.target for n, p in space.params.items()}
-    return Prepared(session, plan, targets, findings, budget, resumed)
+    return Prepared(session, plan, targets, findings, budget, resumed, lease, recovered, lease.took_over)
 
 
-def run_study(prepared: Prepared, on_step: Any) -> None:
+def _trial_numbers(url: str, name: str) -> list[int]:
+    return [t.number for t in StudyStore.open(url, name, create=False).trials()]
+
+
+def resume_command(prepared: Prepared) -> str:
+    s = prepared.session
+    return f"tune resume {s.store.name} --storage '{redact(s.store.url)}' --trials-dir {s.trials_dir}"
+
+
+def run_study(prepared: Prepared, on_step: Callable[[], None], on_signal: Callable[[int], None]) -> None:
+    """Run until the budget is spent. The first Ctrl-C/SIGTERM stops gracefully (running trials are
+    stopped and recorded FAIL interrupted, so a resume runs them again); a second kills at once."""
     from tuner import driver
 
     session = prepared.session
+    signals = 0
+
+    def handle(signum: int, frame: Any) -> None:
+        nonlocal signals
+        signals += 1
+        session.interrupted = True
+        on_signal(signals)
+        if signals > 1:
+            for number in list(session.running):
+                stop_recorded(trial_paths(session.trials_dir, session.store.name, number).pid, grace_s=2)
+            prepared.lease.release()
+            os._exit(130)
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours above: Ray's would end the run its own way
     try:
         driver.run(session, session.block, prepared.targets, prepared.plan, on_step)
-    except BaseException:
-        session.finish_running(interrupted=True)
-        raise
+    except Exception:
+        if not session.interrupted:
+            raise
+        log.info("Ray stopped with an error after the interrupt", exc_info=True)
     finally:
-        session.finish_running()
-        session.save_spent()
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        try:
+            session.finish_running(interrupted=session.interrupted)
+            session.save_spent()
+        finally:
+            prepared.lease.release()
+    if session.interrupted:
+        raise Interrupted(
+            f"study {session.store.name!r} was interrupted; its running trials are recorded FAIL interrupted "
+            f"and run again on resume. Resume with: {resume_command(prepared)}"
+        )
+

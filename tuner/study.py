@@ -174,10 +174,23 @@ class StudyStore:
 
     # -- trials ----------------------------------------------------------------------------
     def ask(self, distributions: dict[str, BaseDistribution]) -> tuple[int, dict[str, Any]]:
+        number, params, _ = self.ask_with_attrs(distributions)
+        return number, params
+
+    def ask_with_attrs(
+        self, distributions: dict[str, BaseDistribution]
+    ) -> tuple[int, dict[str, Any], dict[str, Any]]:
+        """A new trial: number, parameters, and the user attrs an enqueued trial carries."""
         with _writing(self.url, "start a trial"):
             trial = self.study.ask(distributions)
+            attrs = dict(trial.user_attrs)
         self._trial_ids[trial.number] = trial._trial_id
-        return trial.number, dict(trial.params)
+        return trial.number, dict(trial.params), attrs
+
+    def enqueue(self, params: dict[str, Any], attrs: dict[str, Any]) -> None:
+        """Run these parameters next (a retry); `attrs` go onto the trial that runs them."""
+        with _writing(self.url, "enqueue a trial"):
+            self.study.enqueue_trial(params, user_attrs=self._scrub(attrs), skip_if_exists=False)
 
     def _trial_id(self, number: int) -> int:
         if number not in self._trial_ids:

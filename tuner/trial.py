@@ -28,7 +28,9 @@ from tuner.workspace import TrialPaths, check_trials_dir, write_json_atomic, wri
 
 log = logging.getLogger(__name__)
 
-EXIT_CLASSES = ("ok", "oom", "diverged", "crashed", "timeout", "killed", "pruned", "budget", "interrupted")
+EXIT_CLASSES = ("ok", "oom", "diverged", "crashed", "timeout", "disk_full", "killed", "pruned", "budget",
+                "interrupted")  # fmt: skip
+_DISK_FULL = re.compile(r"No space left on device|Errno 28|Disk quota exceeded", re.I)
 _OOM = re.compile(
     r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|Cannot allocate memory"
     r"|Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9",
@@ -47,7 +49,8 @@ class TrialRequest:
     gpu_ids: tuple[str, ...] = ()
     run_name: str | None = None
     group: str | None = None  # wandb group (the study)
-    timeout_s: float | None = None
+    timeout_s: float | None = None  # stop a trial that shows no progress (no output) for this long
+    resume_from: str | None = None  # checkpoint to continue from (retry of an interrupted trial)
 
 
 @dataclass
@@ -89,7 +92,7 @@ def plan(request: TrialRequest) -> tuple[PreparedData, Rendered]:
     data = prepare_dataset(block.conversion, block.training.template, paths.data_cache)
     ds_config = _deepspeed.resolve(block.training.deepspeed, block.file)
     rendered = render(block, paths, data, ds_config=ds_config, nproc=request.nproc,
-                      run_name=request.run_name)  # fmt: skip
+                      run_name=request.run_name, resume_from=request.resume_from)  # fmt: skip
     return data, rendered
 
 
@@ -160,6 +163,8 @@ def classify(
         if not math.isfinite(value):
             return "diverged", f"final metric is {value}"
         return "ok", ""
+    if _DISK_FULL.search(text) or any(_DISK_FULL.search(e) for e in errors):
+        return "disk_full", error or "no space left on device"
     if _OOM.search(text) or any(_OOM.search(e) for e in errors):
         return "oom", error or "out of memory (a worker was killed or could not allocate)"
     return "crashed", error or f"llamafactory-cli exited with code {returncode}"
@@ -184,18 +189,21 @@ def run_trial(
         follower = LogFollower(request.paths.output_dir / "trainer_log.jsonl")
         guard = DivergenceGuard()
         first_record_at: float | None = None
+        last_record_at = 0.0
         last: LogRecord | None = None
         try:
             while process.poll() is None:
                 stop, records = _follow(follower, guard, on_record, should_stop)
                 if records:
                     first_record_at = first_record_at or time.monotonic()
+                    last_record_at = time.monotonic()
                     last = records[-1]
                 if stop:
                     process.stop(stop)
                     break
-                if request.timeout_s and time.monotonic() - started > request.timeout_s:
-                    process.stop(f"timeout: exceeded {request.timeout_s:g} s")
+                idle = time.monotonic() - max(process.last_output_at, first_record_at or 0.0, last_record_at)
+                if request.timeout_s and idle > request.timeout_s:
+                    process.stop(f"timeout: no progress for {request.timeout_s:g} s (hung?)")
                     break
                 time.sleep(poll_s)
             returncode = process.wait()
@@ -238,7 +246,34 @@ def run_trial(
         log_tail=[*process.errors[:3], "...", *tail[-30:]] if exit_class != "ok" else [],
     )
     write_json_atomic(request.paths.result, result.to_json())
+    scrub_secrets(request.paths.root, list(secret_env.values()))
     return result
+
+
+def scrub_secrets(root: Path, secrets: list[str], max_bytes: int = 20 << 20) -> list[Path]:
+    """Overwrite any secret that a library wrote into the trial folder (logs, wandb files) with
+    '*' of the same length (binary files keep their layout). Weight files are skipped."""
+    needles = [s.encode() for s in secrets if s and len(s) >= 6]
+    scrubbed = []
+    if not needles:
+        return scrubbed
+    for path in root.rglob("*"):
+        try:
+            if not path.is_file() or path.is_symlink() or path.stat().st_size > max_bytes:
+                continue
+            if path.suffix in (".safetensors", ".bin", ".pt", ".pth"):
+                continue
+            data = path.read_bytes()
+        except OSError:
+            continue
+        if any(n in data for n in needles):
+            for needle in needles:
+                data = data.replace(needle, b"*" * len(needle))
+            path.write_bytes(data)
+            scrubbed.append(path)
+    if scrubbed:
+        log.warning("removed a credential from %d file(s) under %s", len(scrubbed), root)
+    return scrubbed
 
 
 def _follow(

@@ -1,0 +1,79 @@
+"""Disk: drop the weights and checkpoints of trials the study no longer needs.
+
+A full fine-tune writes a full model per trial (16 GB for an 8B model) plus checkpoints with
+optimizer state. Kept: the best K COMPLETE trials, trials the user pinned (`tune pin`), and
+interrupted trials whose retry may still continue from their checkpoint. Logs, metrics and
+configs always stay: only weight files and checkpoint folders go.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+
+
+def size_of(path: Path) -> int:
+    total = 0
+    for item in path.rglob("*"):
+        try:
+            if item.is_file() and not item.is_symlink():
+                total += item.stat().st_size
+        except OSError:
+            continue
+    return total
+
+
+def human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def keepers(trials: list[Any], keep_best: int, minimize: bool) -> set[int]:
+    complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+    complete.sort(key=lambda t: t.value if minimize else -t.value)
+    keep = {t.number for t in complete[: max(0, keep_best)]}
+    keep |= {t.number for t in trials if t.user_attrs.get("pinned")}
+    finished = {"COMPLETE", "PRUNED", "FAIL"}
+    retried = {int(t.user_attrs["retry_of"]) for t in trials if "retry_of" in t.user_attrs and t.state.name in finished}
+    keep |= {t.number for t in trials  # an interrupted trial keeps its checkpoint until its retry has run
+             if t.user_attrs.get("exit_class") == "interrupted" and t.number not in retried}  # fmt: skip
+    keep |= {t.number for t in trials if t.state.name == "RUNNING"}
+    return keep
+
+
+def _weights(output_dir: Path) -> list[Path]:
+    if not output_dir.is_dir():
+        return []
+    found = [p for p in output_dir.glob("checkpoint-*") if p.is_dir()]
+    found += [p for p in output_dir.glob("global_step*") if p.is_dir()]
+    found += [p for p in output_dir.iterdir() if p.is_file() and p.suffix in WEIGHT_SUFFIXES]
+    return found
+
+
+def prune_weights(trials: list[Any], keep_best: int, minimize: bool) -> dict[int, int]:
+    """Delete weights of trials not kept; returns bytes freed per trial."""
+    keep = keepers(trials, keep_best, minimize)
+    freed: dict[int, int] = {}
+    for t in trials:
+        output = t.user_attrs.get("output_dir")
+        if t.number in keep or not output:
+            continue
+        for path in _weights(Path(output)):
+            size = size_of(path) if path.is_dir() else path.stat().st_size
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            freed[t.number] = freed.get(t.number, 0) + size
+    if freed:
+        log.info("freed %s of weights from trials %s", human(sum(freed.values())), sorted(freed))
+    return freed
