@@ -167,6 +167,8 @@ def print_study(console: Console, url: str, name: str) -> None:
                   + (f" (pinned: {pinned})" if pinned else "")
                   + f"; sampler {attrs.get('sampler', '-')}, scheduler {attrs.get('scheduler', '-')}; "
                   f"storage {escape(redact(url))}")  # fmt: skip
+    for p in attrs.get("promotions", []):
+        console.print(f"promoted: trial #{p['trial']} -> {escape(p['path'])} by {escape(p['by'])} at {p['at']}")
     if best is not None:
         console.print(f"[bold]best[/bold]: trial #{best.number} {metric}={best.value:.6f}  "
                       f"{escape(format_params(best.params))}  ({escape(str(best.user_attrs.get('trial_dir', '')))})")

@@ -152,6 +152,9 @@ class Block(_Strict):
     experiment: Experiment = Field(default_factory=Experiment)
     credentials: dict[str, SecretStr | None] = Field(default_factory=dict)
     evolving: Evolving = Field(default_factory=Evolving)
+    provenance: dict[str, Any] | None = Field(
+        None, description="Where a promoted block came from (written by `tune promote`; informational)."
+    )
 
     # Where the block came from; not part of the user's schema.
     source_path: Path | None = Field(None, exclude=True)
@@ -187,9 +190,11 @@ class Block(_Strict):
 
     @property
     def content_hash(self) -> str:
-        """Stable hash of what changes results (credentials excluded): guards resume."""
-        text = json.dumps(self.model_dump(mode="json", exclude={"credentials"}), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        """Stable hash of what the user wrote that changes results: guards resume. Credentials and
+        provenance are left out, and so are unset defaults, so a tuner upgrade that adds an
+        optional key does not make every existing study look changed."""
+        data = self.model_dump(mode="json", exclude={"credentials", "provenance"}, exclude_unset=True)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _expand_credentials(raw: dict[str, Any], file: str) -> tuple[dict[str, Any], dict[str, str]]:

@@ -304,6 +304,74 @@ def status(
         _console.print_study(out, url, study)
 
 
+@app.command()
+def promote(
+    study: Annotated[str, typer.Argument(help="The study whose trial becomes the production config.")],
+    trial: Annotated[int | None, typer.Option("--trial", help="Trial number. Default: the best COMPLETE one.")] = None,
+    to: Annotated[Path | None, typer.Option("--to", help="Where to write. Default: beside the block.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing target.")] = False,
+    storage: StorageOpt = None,
+    trials_dir: TrialsDirOpt = Path("trials"),
+) -> None:
+    """Write the best trial as a production block config (plus the exact LLaMA-Factory YAML it ran)."""
+    from tuner.promote import promote as run_promote
+    from tuner.study import StudyStore, default_storage
+
+    store = StudyStore.open(storage or default_storage(trials_dir), study, create=False)
+    done = run_promote(store, trial=trial, to=to, force=force)
+    out.print(escape(done.diff), highlight=False, end="")
+    out.print(f"Promoted trial #{done.trial} ({done.value:.6f}) to [bold]{escape(str(done.target))}[/bold]")
+    out.print(f"The exact LLaMA-Factory YAML it ran: {escape(str(done.llamafactory_yaml))}")
+    out.print(f"Next: tune check --config {escape(str(done.target))}")
+
+
+@app.command()
+def dashboard(
+    storage: StorageOpt = None,
+    trials_dir: TrialsDirOpt = Path("trials"),
+    host: Annotated[str, typer.Option("--host", help="Interface to bind. Anything but localhost is exposed.")] = (
+        "127.0.0.1"),
+    port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8080,
+) -> None:
+    """Serve optuna-dashboard on the study storage (read-only) until Ctrl-C."""
+    from tuner.dashboard import describe, make_dashboard
+    from tuner.study import default_storage
+
+    url = storage or default_storage(trials_dir)
+    server = make_dashboard(url, host, port)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]Listening on {escape(host)}: anyone who can reach this machine can read "
+                  "the studies.[/yellow]")
+    out.print(f"Dashboard: {escape(describe(url, host, port))}  (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        out.print("Dashboard stopped.")
+    finally:
+        server.server_close()
+
+
+@app.command()
+def report(
+    study: Annotated[str, typer.Argument(help="The study to report on.")],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder. Default: <trials-dir>/<study>/report.")] = None,
+    storage: StorageOpt = None,
+    trials_dir: TrialsDirOpt = Path("trials"),
+) -> None:
+    """Write an offline HTML page (plots + trials table) and PNGs of the main plots."""
+    from tuner.report import write_report
+    from tuner.study import StudyStore, default_storage
+
+    store = StudyStore.open(storage or default_storage(trials_dir), study, create=False)
+    with err.status("Drawing plots..."):
+        done = write_report(store, out_dir or trials_dir / study / "report")
+    out.print(f"Report: {escape(str(done.html))}")
+    for png in done.pngs:
+        out.print(f"  image: {escape(str(png))}")
+    for plot, why in done.skipped.items():
+        out.print(f"  not drawn: {plot}: {escape(why)}")
+
+
 def main() -> None:
     try:
         app()

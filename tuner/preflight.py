@@ -59,13 +59,16 @@ def gpus_present() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
+def production_output_path(output_dir: str, block_dir: Path) -> Path:
+    """Where the production run writes: a relative output_dir goes to artifacts/model/<basename>
+    (beside the block), an absolute one is honored as is."""
+    out = Path(output_dir)
+    return out if out.is_absolute() else block_dir / "artifacts" / "model" / out.name
+
+
 def production_output_dir(block: Block) -> Path:
-    """Where the production run writes: a relative output_dir goes to artifacts/model/<basename>."""
-    out = Path(block.training.output_dir)
-    if out.is_absolute():
-        return out
-    base = block.source_path.parent if block.source_path else Path.cwd()
-    return base / "artifacts" / "model" / out.name
+    block_dir = block.source_path.parent if block.source_path else Path.cwd()
+    return production_output_path(block.training.output_dir, block_dir)
 
 
 def _long_context(block: Block) -> Iterator[Finding]:

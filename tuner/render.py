@@ -82,8 +82,10 @@ def render(
     )
     if run_name:
         args["run_name"] = run_name
-    # tuner decides these below / through the conversion; a production resume path is not a trial's
-    for key in ("deepspeed", "val_size", "max_samples", "tokenized_path", "resume_from_checkpoint"):
+    # tuner decides these below / through the conversion; the production run's resume and overwrite
+    # settings are not a trial's (a trial's output_dir is always fresh)
+    for key in ("deepspeed", "val_size", "max_samples", "tokenized_path", "resume_from_checkpoint",
+                "overwrite_output_dir"):
         args.pop(key, None)
     if resume_from:  # a retry continuing an interrupted trial's checkpoint (its own output_dir stays fresh)
         args["resume_from_checkpoint"] = resume_from

@@ -174,7 +174,8 @@ class StudySession:
             "PRUNED" if exit_class in PRUNED_CLASSES else "FAIL")  # fmt: skip
         wall = float(result.get("wall_s") or wall_s)
         attrs: dict[str, Any] = {"exit_class": exit_class, "reason": reason, "wall_s": round(wall, 3),
-                                 "gpu_s": round(wall * self.units, 3)}  # fmt: skip
+                                 "gpu_s": round(wall * self.units, 3),
+                                 "gpu_hours": round(wall * self.units / 3600, 5)}  # fmt: skip
         for key in ("startup_s", "steps", "total_steps", "n_train"):
             if result.get(key) is not None:
                 attrs[key] = result[key]

@@ -204,6 +204,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         recovered = recover(store, block) if resumed else None
         if not resumed:
             store.set_attrs(study_attrs(block, space, o, budget, url))
+            store.set_metric_name(block.experiment.metric)
         else:
             store.set_attrs({"budget": budget.to_dict()})
             if changes:

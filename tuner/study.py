@@ -81,12 +81,14 @@ def grid_points(space: SearchSpace, per_range: int = 4) -> dict[str, list[Any]]:
 
 @contextlib.contextmanager
 def _writing(url: str, what: str) -> Iterator[None]:
+    import sqlite3
+
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
     try:
         yield
-    except (SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError) as e:
+    except (SQLAlchemyError, optuna.exceptions.StorageInternalError, OSError, sqlite3.Error) as e:
         reason = str(getattr(e, "orig", None) or e).splitlines()[0]
         raise StorageError(
             f"study storage {redact(url)}: cannot {what}: {reason}. Fix: check that the database is reachable "
@@ -94,17 +96,33 @@ def _writing(url: str, what: str) -> Iterator[None]:
         ) from e
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+def _use_wal(path: Path) -> None:
+    """WAL journal: readers (the dashboard, `tune status`) never block the driver's writes."""
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path, timeout=60)) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
+
+
+def open_storage(url: str, *, read_only: bool = False) -> optuna.storages.BaseStorage:
     import optuna
+
+    if not logging.getLogger("tuner").isEnabledFor(logging.INFO):
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "A new study created" chatter
 
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs["connect_args"] = {"timeout": 60}
+        if not read_only:
+            path = Path(url.removeprefix("sqlite:///"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with _writing(url, "open the storage"):
+                _use_wal(path)
     else:
         engine_kwargs["pool_pre_ping"] = True
     with _writing(url, "open the storage"):
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=read_only,
+                                          skip_table_creation=read_only)  # fmt: skip
 
 
 class StudyStore:
@@ -165,6 +183,11 @@ class StudyStore:
         with _writing(self.url, "write study attributes"):
             for key, value in attrs.items():
                 self.study.set_user_attr(key, self._scrub(value))
+
+    def set_metric_name(self, name: str) -> None:
+        """Name the objective (the dashboard and plots show it instead of 'Objective 0')."""
+        with _writing(self.url, "name the study's metric"):
+            self.study.set_metric_names([name])
 
     def set_trial_attrs(self, number: int, attrs: dict[str, Any]) -> None:
         trial_id = self._trial_id(number)
