@@ -44,7 +44,7 @@ SpaceOpt = Annotated[
     Path | None, typer.Option("--space", help="Search space file. Default: search_spaces/sft_full.yaml.")
 ]
 TrialsDirOpt = Annotated[
-    Path, typer.Option("--trials-dir", help="Root of the trial workspaces.")
+    Path, typer.Option("--trials-dir", envvar="TUNER_TRIALS_DIR", help="Root of the trial workspaces.")
 ]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what tuner does.")]
 
@@ -140,13 +140,11 @@ def trial(
         raise typer.Exit(1)
 
 
-BudgetOpt = Annotated[
-    str, typer.Option("--budget", "-b", help="Trials (20), wall time (90m, 8h) or GPU-hours (16gpu-h).")
-]
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name. Default: <data_name>-<date-time>.")]
 StorageOpt = Annotated[
     str | None,
-    typer.Option("--storage", help="SQLAlchemy URL of the studies. Default: sqlite:///<trials-dir>/tuner.db."),
+    typer.Option("--storage", envvar="TUNER_STORAGE",
+                 help="SQLAlchemy URL of the studies. Default: sqlite:///<trials-dir>/tuner.db."),
 ]
 SamplerOpt = Annotated[str, typer.Option("--sampler", help="tpe (seeded), gp, random, grid or cmaes.")]
 SchedulerOpt = Annotated[str, typer.Option("--scheduler", help="asha (stop bad trials early) or none.")]
@@ -155,7 +153,8 @@ ConcurrencyOpt = Annotated[
     int | None, typer.Option("--max-concurrent", help="Trials at once. Default: GPUs / GPUs per trial (1 on CPU).")
 ]
 AddressOpt = Annotated[
-    str | None, typer.Option("--address", help="Ray cluster address (HOST:PORT or auto). Default: a local Ray.")
+    str | None,
+    typer.Option("--address", envvar="TUNER_RAY_ADDRESS", help="Ray cluster (HOST:PORT or auto); default: local."),
 ]
 
 
@@ -202,9 +201,16 @@ def _run(block_config: Path | None, options: StartOptions, *, must_exist: bool =
     _console.print_study_end(out, session)
 
 
+JoinOpt = Annotated[
+    bool, typer.Option("--join", help="Run next to the study's live drivers (PostgreSQL) and share its budget.")
+]
+
+
 @app.command()
 def start(
-    budget: BudgetOpt,
+    budget: Annotated[
+        str | None, typer.Option("--budget", "-b", help="Trials (20), wall time (90m, 8h) or GPU-hours (16gpu-h).")
+    ] = None,
     config: ConfigOpt = None,
     study: StudyOpt = None,
     storage: StorageOpt = None,
@@ -220,11 +226,14 @@ def start(
     retries: RetriesOpt = 0,
     keep_best: KeepBestOpt = 1,
     allow_changes: AllowChangesOpt = False,
+    join: JoinOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run a study: sample parameters, run real trials on Ray, record everything in the Optuna study.
 
-    On an existing study name this resumes it, and --budget adds to its budget."""
+    A new study needs --budget. An existing study name resumes it; --budget then adds to its budget.
+
+    With --join (PostgreSQL), a second driver runs next to the study's live drivers, sharing its budget."""
     _setup_logging(verbose)
     from tuner.start import StartOptions
 
@@ -232,7 +241,7 @@ def start(
         budget=budget, study=study, storage=storage, space=space, sampler=sampler, scheduler=scheduler,
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, address=address, trials_dir=trials_dir,
         seed=seed, verbose=verbose, trial_timeout_s=trial_timeout, retries=retries, allow_changes=allow_changes,
-        keep_best=keep_best,
+        keep_best=keep_best, join=join,
     ))  # fmt: skip
 
 
@@ -254,8 +263,9 @@ def resume(
 ) -> None:
     """Continue an interrupted study: interrupted trials run again, finished ones never.
 
-    A retry continues from the interrupted trial's checkpoint when the block keeps optimizer
-    state; the budget carries on from what was spent, and --budget adds to it."""
+    A retry continues from its checkpoint when the block keeps optimizer state (save_only_model: false).
+
+    The budget carries on from what was spent; --budget adds to it."""
     _setup_logging(verbose)
     from tuner.start import StartOptions
 

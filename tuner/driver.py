@@ -12,6 +12,7 @@ import functools
 import logging
 import math
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from tuner.block import Block
 from tuner.errors import StorageError
 from tuner.session import StudySession
 from tuner.trial import TrialRequest, run_name, run_trial
-from tuner.workspace import TrialPaths
+from tuner.workspace import TrialPaths, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,13 @@ def _trainable(config: dict[str, Any], block: Block, targets: dict[str, str], np
     """Runs in a Ray worker: one trial, reporting each intermediate eval, then a final result."""
     number, gbs = config["number"], config["global_batch_size"]
     paths = TrialPaths(Path(config["trial_dir"]))
+    gpu_ids = tuple(str(g) for g in ray.get_gpu_ids())
+    # Where Ray placed the trial; the driver records it in the study when the trial ends.
+    write_json_atomic(paths.placement, {"ray_node_id": ray.get_runtime_context().get_node_id(),
+                                        "host": socket.gethostname(), "gpu_ids": list(gpu_ids)})  # fmt: skip
     request = TrialRequest(
-        block, config["params"], paths, targets=targets, nproc=nproc,
-        gpu_ids=tuple(str(g) for g in ray.get_gpu_ids()), run_name=run_name(study, number), group=study,
-        timeout_s=timeout_s, resume_from=config.get("resume_from"),
+        block, config["params"], paths, targets=targets, nproc=nproc, gpu_ids=gpu_ids,
+        run_name=run_name(study, number), group=study, timeout_s=timeout_s, resume_from=config.get("resume_from"),
     )  # fmt: skip
 
     def on_record(record: Any) -> None:
@@ -182,8 +186,39 @@ def init_ray(plan: RayPlan) -> None:
                               "logging_level": logging.INFO if plan.verbose else logging.ERROR}  # fmt: skip
     if plan.address:
         ray.init(address=plan.address, **kwargs)
+        _warn_if_trials_dir_is_local(plan.trials_dir)
     else:
-        ray.init(**kwargs)
+        logical_gpus = os.environ.get("TUNER_RAY_NUM_GPUS")  # GPUs Ray cannot detect, or logical ones in tests
+        ray.init(**kwargs, **({"num_gpus": int(logical_gpus)} if logical_gpus else {}))
+
+
+LOCAL_FILESYSTEMS = {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "zfs", "f2fs", "vfat"}
+
+
+def filesystem_type(path: Path) -> str:
+    """Type of the filesystem holding `path`, from /proc/mounts (longest matching mount point)."""
+    best, kind = "", "unknown"
+    target = str(path.resolve())
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    for line in mounts:
+        parts = line.split()
+        covers = len(parts) >= 3 and (target == parts[1] or target.startswith(parts[1].rstrip("/") + "/"))
+        if covers and len(parts[1]) > len(best):
+            best, kind = parts[1], parts[2]
+    return kind
+
+
+def _warn_if_trials_dir_is_local(trials_dir: Path) -> None:
+    """Trials on other nodes write their workspaces under --trials-dir: it must be shared storage."""
+    hosts = {node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")}
+    fs = filesystem_type(trials_dir)
+    if len(hosts) > 1 and fs in LOCAL_FILESYSTEMS:
+        log.warning("--trials-dir %s is on a local %s filesystem, but the Ray cluster spans %d hosts: "
+                    "trials on other hosts cannot write there. Use a shared filesystem (NFS, Lustre, ...) "
+                    "mounted at the same path on every node.", trials_dir, fs, len(hosts))  # fmt: skip
 
 
 def run(session: StudySession, block: Block, targets: dict[str, str], plan: RayPlan, on_step: Any) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -97,6 +99,8 @@ class StudySession:
         return {n: (now - start, self.units) for n, start in self.running.items()}
 
     def can_start(self) -> bool:
+        if self.ledger.budget.kind == "trials":  # counted in the study: several drivers may share it
+            return self.store.count_trials() + 1 <= self.ledger.budget.amount
         return self.ledger.can_start(session_s=self.session_s, running=self._running_costs(), units=self.units)
 
     def budget_exhausted(self) -> bool:
@@ -105,12 +109,19 @@ class StudySession:
         return exhausted
 
     def save_spent(self) -> None:
+        self.ledger.finished_trials = self.store.count_trials(finished_only=True)
         self.store.set_attrs({"spent": self.ledger.to_dict(self.session_s)})
 
     # -- trials ----------------------------------------------------------------------------
     def next_trial(self) -> Ticket | None:
         """The next trial to run, or None when the budget cannot pay for another one."""
-        if self.interrupted or not self.can_start():
+        if self.interrupted:
+            return None
+        with self.store.exclusive():
+            return self._next_trial_locked()
+
+    def _next_trial_locked(self) -> Ticket | None:
+        if not self.can_start():
             return None
         for _ in range(MAX_INFEASIBLE_IN_A_ROW):
             number, params, attrs = self.store.ask_with_attrs(self._distributions)
@@ -132,6 +143,7 @@ class StudySession:
         attrs: dict[str, Any] = {
             "trial_dir": str(paths.root), "output_dir": str(paths.output_dir),
             "global_batch_size": gbs, "gpus": self.gpus, "processes": self.units,
+            "driver": f"{socket.gethostname()}:{os.getpid()}",
         }  # fmt: skip
         experiment = self.block.experiment
         if experiment.wandb_mode != "disabled":  # where this trial's wandb run lives
@@ -176,9 +188,13 @@ class StudySession:
         attrs: dict[str, Any] = {"exit_class": exit_class, "reason": reason, "wall_s": round(wall, 3),
                                  "gpu_s": round(wall * self.units, 3),
                                  "gpu_hours": round(wall * self.units / 3600, 5)}  # fmt: skip
-        for key in ("startup_s", "steps", "total_steps", "n_train"):
+        for key in ("startup_s", "steps", "total_steps", "n_train", "master_port"):
             if result.get(key) is not None:
                 attrs[key] = result[key]
+        placement = _read_json(paths.placement)
+        if placement:
+            attrs.update({"ray_node_id": placement.get("ray_node_id"), "host": placement.get("host"),
+                          "cuda_visible_devices": ",".join(placement.get("gpu_ids", []))})  # fmt: skip
         if state == "FAIL" and result.get("log_tail"):
             attrs["log_tail"] = "\n".join(result["log_tail"][-20:])[-4000:]
         self.ledger.record(wall, self.units, counts=exit_class != "interrupted")
@@ -235,8 +251,13 @@ class StudySession:
                                    "marker_for": number}, constraint="memory")  # fmt: skip
 
 
-def _read_result(paths: TrialPaths) -> dict[str, Any]:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
-        return json.loads(paths.result.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_result(paths: TrialPaths) -> dict[str, Any]:
+    return _read_json(paths.result)

@@ -59,6 +59,7 @@ class StartOptions:
     retries: int = 0
     allow_changes: bool = False
     keep_best: int = 1
+    join: bool = False  # run next to the study's live drivers (PostgreSQL), sharing its budget
 
 
 @dataclass
@@ -89,12 +90,18 @@ def _check_flags(o: StartOptions) -> None:
         raise ConfigError("must be >= 1", key="--max-concurrent", value=o.max_concurrent, fix="use 1 or more")
     if o.trial_timeout_s is not None and o.trial_timeout_s <= 0:
         raise ConfigError("must be > 0 seconds", key="--trial-timeout", value=o.trial_timeout_s, fix="e.g. 1800")
-    if o.address is None and o.gpus_per_trial > 0 and gpus_present() < o.gpus_per_trial:
+    if o.address is None and o.gpus_per_trial > 0 and local_gpus() < o.gpus_per_trial:
         raise ConfigError(
-            f"asks for {o.gpus_per_trial} GPU(s) per trial but this machine has {gpus_present()}",
+            f"asks for {o.gpus_per_trial} GPU(s) per trial but this machine has {local_gpus()}",
             key="--gpus-per-trial", value=o.gpus_per_trial,
             fix="use --gpus-per-trial 0 on a CPU machine, or --address of a Ray cluster with GPUs",
         )  # fmt: skip
+
+
+def local_gpus() -> int:
+    """GPUs a local Ray gets: detected ones, or TUNER_RAY_NUM_GPUS (logical GPUs, e.g. in tests)."""
+    logical = os.environ.get("TUNER_RAY_NUM_GPUS")
+    return int(logical) if logical else gpus_present()
 
 
 def _fit_space_to_data(space: SearchSpace, data: PreparedData, block: Block) -> SearchSpace:
@@ -163,6 +170,12 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     trials_dir = check_trials_dir(o.trials_dir)
     url = o.storage or default_storage(trials_dir)
     existing = o.study is not None and o.study in study_names(url)
+    if o.join and not existing:
+        raise ConfigError(f"--join needs an existing study; {o.study!r} is not in {redact(url)}", key="--study",
+                          value=o.study, fix="start it first without --join")  # fmt: skip
+    if o.join and o.budget is not None:
+        raise ConfigError("a joining driver shares the study's budget and cannot change it", key="--budget",
+                          value=o.budget, fix="drop --budget (extend it later with tune resume --budget)")  # fmt: skip
     if must_exist and not existing:
         raise ConfigError(f"no study named {o.study!r} in {redact(url)}", key="STUDY", value=o.study,
                           fix="run `tune status` to list the studies, or `tune start` to create one")  # fmt: skip
@@ -178,7 +191,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     stored_budget = Budget.from_dict(attrs["budget"]) if resumed else None
     if o.budget is None and stored_budget is None:
         raise ConfigError("a new study needs a budget", key="--budget", fix="add e.g. --budget 20 (trials) or 8h")
-    budget = stored_budget.extended(parse_budget(o.budget)) if stored_budget and o.budget else (
+    budget = stored_budget.extended(parse_budget(o.budget)) if stored_budget and o.budget else (  # type: ignore[union-attr]
         stored_budget or parse_budget(o.budget))  # type: ignore[arg-type]  # fmt: skip
 
     findings = run_preflight(block, space_path=o.space)
@@ -199,13 +212,14 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     seed = int(attrs.get("seed", o.seed)) + (len(_trial_numbers(url, name)) if resumed else 0)
     store = StudyStore.open(url, name, direction=block.experiment.direction,
                             sampler=make_sampler(o.sampler, seed, space), secrets=secrets)  # fmt: skip
-    lease = Lease(store).acquire()
+    lease = Lease(store, join=o.join).acquire()
     try:
-        recovered = recover(store, block) if resumed else None
+        # A joining driver leaves RUNNING trials alone: they belong to the live drivers.
+        recovered = recover(store, block) if resumed and not o.join else None
         if not resumed:
             store.set_attrs(study_attrs(block, space, o, budget, url))
             store.set_metric_name(block.experiment.metric)
-        else:
+        elif not o.join:
             store.set_attrs({"budget": budget.to_dict()})
             if changes:
                 history = [*attrs.get("changes", []), {"when": dt.datetime.now(dt.UTC).isoformat(), "what": changes}]
@@ -217,7 +231,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     ledger = Ledger.from_dict(attrs["spent"], budget) if resumed and "spent" in attrs else Ledger(budget)
 
     units = max(1, o.gpus_per_trial)
-    available = gpus_present() if o.address is None else 0
+    available = local_gpus() if o.address is None else 0
     default_concurrency = max(1, available // o.gpus_per_trial) if o.gpus_per_trial else 1
     session = StudySession(store, block, space, ledger, trials_dir, units_per_trial=units,
                            gpus_per_trial=o.gpus_per_trial, retries=o.retries, keep_best=o.keep_best)  # fmt: skip

@@ -9,6 +9,7 @@ instead of silently losing it. Attribute values are scrubbed of the block's secr
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -262,6 +263,34 @@ class StudyStore:
         marker.set_constraint(constraint, 1.0)
         with _writing(self.url, "record an infeasible point"):
             self.study.add_trial(marker)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Serialize "check the budget, then ask for a trial" across the drivers of a study, so a
+        trial budget of N gives exactly N trials however many drivers share it. PostgreSQL: an
+        advisory lock; SQLite allows a single driver, so nothing to do."""
+        if self.url.startswith("sqlite"):
+            yield
+            return
+        import sqlalchemy
+
+        if getattr(self, "_lock_engine", None) is None:
+            self._lock_engine = sqlalchemy.create_engine(self.url, pool_pre_ping=True)
+        key = int(hashlib.sha1(f"tuner:{self.name}".encode()).hexdigest()[:15], 16)  # noqa: S324 - a lock id
+        with _writing(self.url, "lock the study"), self._lock_engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                connection.commit()
+
+    def count_trials(self, *, finished_only: bool = False) -> int:
+        """Trials that use up a trial budget: started (or finished) ones, without infeasible points
+        (never run) and interrupted ones (they run again)."""
+        states = {"COMPLETE", "PRUNED", "FAIL"} | (set() if finished_only else {"RUNNING"})
+        return sum(1 for t in self.trials() if t.state.name in states
+                   and t.user_attrs.get("exit_class") not in ("infeasible", "interrupted"))  # fmt: skip
 
     def trials(self) -> list[optuna.trial.FrozenTrial]:
         with _writing(self.url, "read trials"):

@@ -67,6 +67,7 @@ class TrialResult:
     total_steps: int
     global_batch_size: int
     n_train: int
+    master_port: int | None = None
     log_tail: list[str] = field(default_factory=list)
 
     @property
@@ -243,6 +244,7 @@ def run_trial(
         total_steps=last.total_steps if last else rendered.total_steps,
         global_batch_size=rendered.global_batch_size,
         n_train=data.n_train,
+        master_port=process.master_port,
         log_tail=[*process.errors[:3], "...", *tail[-30:]] if exit_class != "ok" else [],
     )
     write_json_atomic(request.paths.result, result.to_json())

@@ -82,6 +82,11 @@ class TrialPaths:
         return self.root / "config-defaults.yaml"
 
     @property
+    def placement(self) -> Path:
+        """Where Ray ran the trial: node, host, GPU ids (written by the trial's Ray worker)."""
+        return self.root / "placement.json"
+
+    @property
     def pid(self) -> Path:
         """Process group id and host of the running trial (removed when it ends)."""
         return self.root / "trial.pid"
