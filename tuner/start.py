@@ -208,8 +208,10 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     changes = _check_unchanged(attrs, block, space, replace(o, study=name)) if resumed else []
 
     secrets = tuple(filter(None, (block.secret(k) for k in block.credentials)))
-    # A resumed sampler must not replay the first session's random draws: offset its seed.
-    seed = int(attrs.get("seed", o.seed)) + (len(_trial_numbers(url, name)) if resumed else 0)
+    # A resumed or joining driver must not replay another driver's random draws: offset the seed by
+    # the drivers the study has had and the trials it holds (still reproducible for a single driver).
+    drivers_before = sum(1 for k in attrs if k.startswith("driver:"))
+    seed = int(attrs.get("seed", o.seed)) + (1000 * drivers_before + len(_trial_numbers(url, name)) if resumed else 0)
     store = StudyStore.open(url, name, direction=block.experiment.direction,
                             sampler=make_sampler(o.sampler, seed, space), secrets=secrets)  # fmt: skip
     lease = Lease(store, join=o.join).acquire()

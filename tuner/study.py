@@ -48,8 +48,8 @@ def make_sampler(name: str, seed: int | None, space: SearchSpace) -> optuna.samp
     points tuner marks infeasible (OOM, broken space constraints) steer them away."""
     import optuna
 
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed)
+    if name == "tpe":  # constant liar: concurrent trials (and drivers) do not all pile on one point
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     if name == "random":
