@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from tuner.block import parse_block  # noqa: E402
 from tuner.budget import Budget, Ledger  # noqa: E402
 from tuner.session import StudySession  # noqa: E402
 from tuner.space import build_space  # noqa: E402
-from tuner.study import StudyStore  # noqa: E402
+from tuner.study import StudyStore, make_sampler  # noqa: E402
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
@@ -49,11 +48,13 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
-def run(url: str, n: int, tmp: Path) -> dict:
+def run(url: str, n: int, tmp: Path, sampler: str = "random") -> dict:
+    """`sampler`: random isolates tuner's bookkeeping; tpe adds the sampler's own cost."""
     block = _block(tmp)
     name = f"bench-{uuid.uuid4().hex[:8]}"
-    store = StudyStore.open(url, name)
-    session = StudySession(store, block, build_space(block), Ledger(Budget("trials", n)), tmp / "trials")
+    space = build_space(block)
+    store = StudyStore.open(url, name, sampler=make_sampler(sampler, 0, space))
+    session = StudySession(store, block, space, Ledger(Budget("trials", n)), tmp / "trials")
     per_trial, per_report = [], []
     started = time.perf_counter()
     for _ in range(n):
@@ -67,7 +68,7 @@ def run(url: str, n: int, tmp: Path) -> dict:
         per_trial.append(time.perf_counter() - t0)
     total = time.perf_counter() - started
     tenth = max(1, n // 10)
-    return {"n": n, "total_s": round(total, 2),
+    return {"n": n, "sampler": sampler, "total_s": round(total, 2),
             "trial_p50_ms_first": round(pct(per_trial[:tenth], 0.5), 2),
             "trial_p50_ms_last": round(pct(per_trial[-tenth:], 0.5), 2),
             "trial_p99_ms_last": round(pct(per_trial[-tenth:], 0.99), 2),
@@ -78,6 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scales", default="100,1000,5000")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--sampler", default="random", help="random: bookkeeping only; tpe: plus TPE's cost")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "control_plane.json"))
     args = parser.parse_args()
     rows = []
@@ -85,7 +87,7 @@ def main() -> None:
         for n in [int(s) for s in args.scales.split(",")]:
             with tempfile.TemporaryDirectory() as tmp:
                 url = f"sqlite:///{tmp}/bench.db" if backend == "sqlite" else POSTGRES
-                row = {"backend": backend, **run(url, n, Path(tmp))}
+                row = {"backend": backend, **run(url, n, Path(tmp), args.sampler)}
             rows.append(row)
             print(json.dumps(row), flush=True)
     Path(args.out).write_text(json.dumps(rows, indent=2) + "\n")

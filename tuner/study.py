@@ -122,8 +122,24 @@ def open_storage(url: str, *, read_only: bool = False) -> optuna.storages.BaseSt
     else:
         engine_kwargs["pool_pre_ping"] = True
     with _writing(url, "open the storage"):
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=read_only,
-                                          skip_table_creation=read_only)  # fmt: skip
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=read_only,
+                                             skip_table_creation=read_only)  # fmt: skip
+    if url.startswith("sqlite:///") and not read_only:
+        _relax_sync(storage)
+    return storage
+
+
+def _relax_sync(storage: optuna.storages.RDBStorage) -> None:
+    """In WAL mode, synchronous=NORMAL still survives a crashed process (a power cut may lose the
+    last commits; every trial also keeps its result.json). It makes each commit ~10x cheaper, and a
+    trial's bookkeeping is dozens of commits (Optuna writes one attribute per transaction)."""
+    from sqlalchemy import event
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        connection.execute("PRAGMA synchronous=NORMAL")
+
+    event.listen(storage.engine, "connect", on_connect)
+    storage.engine.dispose()  # connections opened before the listener get replaced
 
 
 class StudyStore:
