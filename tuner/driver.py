@@ -49,6 +49,7 @@ class RayPlan:
     address: str | None = None
     verbose: bool = False
     timeout_s: float | None = None
+    reuse_actors: bool = False  # LLaMA-Factory trials want fresh workers; cheap Python objectives do not
 
 
 def _trainable(config: dict[str, Any], block: Block, targets: dict[str, str], nproc: int,
@@ -221,24 +222,29 @@ def _warn_if_trials_dir_is_local(trials_dir: Path) -> None:
                     "mounted at the same path on every node.", trials_dir, fs, len(hosts))  # fmt: skip
 
 
-def run(session: StudySession, block: Block, targets: dict[str, str], plan: RayPlan, on_step: Any) -> None:
-    """Run trials until the budget is spent or the space is exhausted."""
+def run(
+    session: StudySession, block: Block, targets: dict[str, str], plan: RayPlan, on_step: Any,
+    trainable: Any = None,
+) -> None:
+    """Run trials until the budget is spent or the space is exhausted. `trainable` replaces the
+    LLaMA-Factory trial with a Python function of the trial config (bench/ harness)."""
     # Intermediate results carry the metric, progress-only and failed final results may not.
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     # Ray's newer console output ignores verbose=0; the classic reporter is silent at 0.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if plan.verbose else "0")
     os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(plan.max_concurrent))
     init_ray(plan)
-    trainable = tune.with_parameters(
-        _trainable, block=block, targets=targets, nproc=plan.nproc_per_trial, study=plan.study,
-        metric=block.experiment.metric, timeout_s=plan.timeout_s,
-    )  # fmt: skip
+    if trainable is None:
+        trainable = tune.with_parameters(
+            _trainable, block=block, targets=targets, nproc=plan.nproc_per_trial, study=plan.study,
+            metric=block.experiment.metric, timeout_s=plan.timeout_s,
+        )  # fmt: skip
     resources = {"cpu": 1, "gpu": plan.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(
             search_alg=StudySearcher(session, plan.mode), scheduler=_make_scheduler(plan),
-            num_samples=-1, max_concurrent_trials=plan.max_concurrent, reuse_actors=False,
+            num_samples=-1, max_concurrent_trials=plan.max_concurrent, reuse_actors=plan.reuse_actors,
         ),
         run_config=tune.RunConfig(
             name=plan.study, storage_path=str(plan.trials_dir / ".ray"), stop=BudgetStopper(session),

@@ -1,0 +1,102 @@
+"""Drive tuner's real study machinery (StudySession, samplers, Ray Tune + ASHA, the SQL study) with a
+Python objective instead of LLaMA-Factory, so search strategies can be compared on hundreds of cheap
+trials. Used by bench/search.py and bench/ray_anchor.py.
+
+An objective is `f(params, fidelity) -> value`; a trial evaluates it at fidelities 1..steps,
+reporting each value against "samples seen" exactly like a training trial, so ASHA sees the same
+signal it sees from LLaMA-Factory.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tuner import _yaml  # noqa: E402
+from tuner.block import parse_block  # noqa: E402
+from tuner.budget import Budget, Ledger  # noqa: E402
+from tuner.session import StudySession  # noqa: E402
+from tuner.space import Param, SearchSpace  # noqa: E402
+from tuner.study import StudyStore, make_sampler  # noqa: E402
+
+Objective = Callable[[dict[str, Any], int], float]
+STRATEGIES = {"random": ("random", "none"), "tpe": ("tpe", "none"), "gp": ("gp", "none"), "tpe+asha": ("tpe", "asha")}
+
+
+def dummy_block(tmp: Path) -> Any:
+    """The demo block, pointing at a one-line dataset: sessions need a block, these trials read none."""
+    source = tmp / "data.jsonl"
+    source.write_text(json.dumps({"messages": [{"role": "user", "content": "q"},
+                                              {"role": "assistant", "content": "a"}]}) + "\n")  # fmt: skip
+    data = _yaml.load(ROOT / "tuner" / "demo" / "block.yaml")
+    data["runtime_info"]["input"]["training"]["model_name_or_path"] = "/models/none"
+    data["runtime_info"]["input"]["conversion"]["source"] = str(source)
+    return parse_block(data)
+
+
+@dataclass
+class Run:
+    strategy: str
+    seed: int
+    best: list[float]  # best COMPLETE value after each finished trial, in finishing order
+    compute: list[float]  # cumulative fidelity units spent after each finished trial
+    wall_s: float
+    trials: int
+    pruned: int
+
+
+def make_trainable(objective: Objective, steps: int) -> Callable[[dict[str, Any]], None]:
+    def trainable(config: dict[str, Any]) -> None:
+        from ray import tune
+
+        from tuner.driver import OBJECTIVE, PROGRESS
+
+        value = float("nan")
+        for fidelity in range(1, steps + 1):
+            value = objective(config["params"], fidelity)
+            tune.report({OBJECTIVE: value, PROGRESS: fidelity, "step": fidelity})
+        tune.report({"final": True, "exit_class": "ok", "reason": "", "value": value, OBJECTIVE: value,
+                     PROGRESS: steps, "wall_s": 0.0, "fidelity_spent": steps})  # fmt: skip
+
+    return trainable
+
+
+def run_study(objective: Objective, params: dict[str, Param], strategy: str, seed: int, trials: int,
+              steps: int, concurrency: int = 2) -> Run:  # fmt: skip
+    from tuner import driver
+
+    sampler_name, scheduler = STRATEGIES[strategy]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        block = dummy_block(tmp)
+        space = SearchSpace(params=params)
+        store = StudyStore.open(f"sqlite:///{tmp / 'study.db'}", f"s-{uuid.uuid4().hex[:6]}",
+                                sampler=make_sampler(sampler_name, seed, space))  # fmt: skip
+        session = StudySession(store, block, space, Ledger(Budget("trials", trials)), tmp / "trials")
+        plan = driver.RayPlan(study=store.name, trials_dir=tmp / "trials", scheduler=scheduler, gpus_per_trial=0,
+                              nproc_per_trial=1, max_concurrent=concurrency, max_samples=steps, mode="min",
+                              reuse_actors=True)  # fmt: skip
+        started = time.perf_counter()
+        driver.run(session, block, {}, plan, lambda: None, trainable=make_trainable(objective, steps))
+        wall = time.perf_counter() - started
+        finished = sorted((t for t in store.trials() if t.state.name in ("COMPLETE", "PRUNED")),
+                          key=lambda t: t.datetime_complete)  # fmt: skip
+        best, compute, spent, so_far = [], [], 0.0, float("inf")
+        for t in finished:
+            spent += max(t.intermediate_values) if t.intermediate_values else steps
+            if t.state.name == "COMPLETE" and t.value is not None:
+                so_far = min(so_far, t.value)
+            best.append(so_far)
+            compute.append(spent)
+        pruned = sum(t.state.name == "PRUNED" for t in finished)
+        return Run(strategy, seed, best, compute, wall, len(finished), pruned)
