@@ -103,7 +103,8 @@ def main() -> None:
         c = through_tuner(block, tmp, 2)
         print("tune start, concurrency 2:", json.dumps(c), flush=True)
     result = {"configs": CONFIGS, "bare": a, "tuner_c1": b, "tuner_c2": c,
-              "ratio_c1": round(b["wall_s"] / a["wall_s"], 3), "ratio_c2": round(c["wall_s"] / a["wall_s"], 3)}  # fmt: skip
+              "ratio_c1": round(b["wall_s"] / a["wall_s"], 3),
+              "ratio_c2": round(c["wall_s"] / a["wall_s"], 3)}  # fmt: skip
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"concurrency 2: wall / bare = {result['ratio_c2']:.2f}")
     print(f"ratio wall(tune start, concurrency 1) / wall(bare llamafactory-cli): {result['ratio_c1']:.2f}")
