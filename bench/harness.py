@@ -30,7 +30,9 @@ from tuner.space import Param, SearchSpace  # noqa: E402
 from tuner.study import StudyStore, make_sampler  # noqa: E402
 
 Objective = Callable[[dict[str, Any], int], float]
-STRATEGIES = {"random": ("random", "none"), "tpe": ("tpe", "none"), "gp": ("gp", "none"), "tpe+asha": ("tpe", "asha")}
+# name -> (sampler, scheduler, startup trials of the model-based samplers; None: Optuna's 10)
+STRATEGIES = {"random": ("random", "none", None), "tpe": ("tpe", "none", None), "gp": ("gp", "none", None),
+              "tpe+asha": ("tpe", "asha", None), "tpe-s5": ("tpe", "none", 5), "tpe-s5+asha": ("tpe", "asha", 5)}
 
 
 def dummy_block(tmp: Path) -> Any:
@@ -75,13 +77,13 @@ def run_study(objective: Objective, params: dict[str, Param], strategy: str, see
               steps: int, concurrency: int = 2) -> Run:  # fmt: skip
     from tuner import driver
 
-    sampler_name, scheduler = STRATEGIES[strategy]
+    sampler_name, scheduler, startup = STRATEGIES[strategy]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         block = dummy_block(tmp)
         space = SearchSpace(params=params)
         store = StudyStore.open(f"sqlite:///{tmp / 'study.db'}", f"s-{uuid.uuid4().hex[:6]}",
-                                sampler=make_sampler(sampler_name, seed, space))  # fmt: skip
+                                sampler=make_sampler(sampler_name, seed, space, startup))  # fmt: skip
         session = StudySession(store, block, space, Ledger(Budget("trials", trials)), tmp / "trials")
         plan = driver.RayPlan(study=store.name, trials_dir=tmp / "trials", scheduler=scheduler, gpus_per_trial=0,
                               nproc_per_trial=1, max_concurrent=concurrency, max_samples=steps, mode="min",

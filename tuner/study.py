@@ -43,15 +43,18 @@ def default_storage(trials_dir: Path) -> str:
     return f"sqlite:///{trials_dir.expanduser().resolve() / 'tuner.db'}"
 
 
-def make_sampler(name: str, seed: int | None, space: SearchSpace) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, seed: int | None, space: SearchSpace, startup_trials: int | None = None
+) -> optuna.samplers.BaseSampler:
     """Samplers by name. TPE and GP read the trials' constraints (Optuna 5 `set_constraint`), so
     points tuner marks infeasible (OOM, broken space constraints) steer them away."""
     import optuna
 
+    startup = {} if startup_trials is None else {"n_startup_trials": startup_trials}
     if name == "tpe":  # constant liar: concurrent trials (and drivers) do not all pile on one point
-        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, **startup)
     if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.GPSampler(seed=seed, **startup)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
