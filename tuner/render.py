@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tuner import _yaml
@@ -27,6 +28,7 @@ class Rendered:
     ds_config: dict[str, Any] | None
     total_steps: int
     global_batch_size: int
+    tokenized_cache: Path | None = None  # shared tokenized copy this trial uses, or fills
 
     @property
     def yaml_text(self) -> str:
@@ -49,6 +51,8 @@ def render(
     nproc: int = 1,
     run_name: str | None = None,
     resume_from: str | None = None,
+    tokenized_path: Path | None = None,
+    tokenized_cache: Path | None = None,
 ) -> Rendered:
     training = block.training
     # Only keys the user set (extras included): LLaMA-Factory's defaults apply to the rest.
@@ -87,10 +91,12 @@ def render(
     for key in ("deepspeed", "val_size", "max_samples", "tokenized_path", "resume_from_checkpoint",
                 "overwrite_output_dir"):
         args.pop(key, None)
+    if tokenized_path is not None:
+        args["tokenized_path"] = str(tokenized_path)
     if resume_from:  # a retry continuing an interrupted trial's checkpoint (its own output_dir stays fresh)
         args["resume_from_checkpoint"] = resume_from
     if ds_config is not None:
         args["deepspeed"] = str(paths.ds_config)
     if training.save_steps is None and "save_strategy" not in args:
         args["save_strategy"] = "no"  # trials keep no checkpoints unless the block asks for them
-    return Rendered(args, ds_config, total, per_device * accum * max(1, nproc))
+    return Rendered(args, ds_config, total, per_device * accum * max(1, nproc), tokenized_cache)

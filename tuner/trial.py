@@ -7,6 +7,7 @@ log tail), never an exception; only a trial that cannot even be prepared raises.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -92,9 +93,49 @@ def plan(request: TrialRequest) -> tuple[PreparedData, Rendered]:
     block = apply_params(request.block, request.params, targets, origin=f"trial {paths.root.name}")
     data = prepare_dataset(block.conversion, block.training.template, paths.data_cache)
     ds_config = _deepspeed.resolve(block.training.deepspeed, block.file)
-    rendered = render(block, paths, data, ds_config=ds_config, nproc=request.nproc,
-                      run_name=request.run_name, resume_from=request.resume_from)  # fmt: skip
+    # Reuse the shared tokenized copy when it exists; otherwise tokenize into the trial's own folder,
+    # from where a successful trial moves it into the shared cache (never two writers on one path).
+    shared = tokenized_cache(block, data, paths)
+    tokenized = shared if shared.is_dir() else paths.root / "tokenized"
+    rendered = render(block, paths, data, ds_config=ds_config, nproc=request.nproc, run_name=request.run_name,
+                      resume_from=request.resume_from, tokenized_path=tokenized, tokenized_cache=shared)  # fmt: skip
     return data, rendered
+
+
+def _tokenizer_signature(model: str) -> list[Any]:
+    folder = Path(model)
+    if not folder.is_dir():
+        return [model]  # a hub id: its name is what we know
+    files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
+             "special_tokens_map.json", "chat_template.jinja")  # fmt: skip
+    return [model] + [[f, (folder / f).stat().st_size, (folder / f).stat().st_mtime_ns]
+                      for f in files if (folder / f).is_file()]  # fmt: skip
+
+
+def tokenized_cache(block: Block, data: PreparedData, paths: TrialPaths) -> Path:
+    """Where LLaMA-Factory's tokenized copy of this data lives, shared by every trial that tokenizes
+    the same conversion with the same template, cutoff, tokenizer and data arguments."""
+    import importlib.metadata
+
+    t = block.training
+    spec = {"data": data.key, "template": t.template, "cutoff_len": t.cutoff_len,
+            "tokenizer": _tokenizer_signature(t.model_name_or_path), "passthrough": t.passthrough,
+            "llamafactory": importlib.metadata.version("llamafactory")}  # fmt: skip
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return paths.data_cache.parent / "tokenized" / key
+
+
+def _keep_tokenized(paths: TrialPaths, rendered: Rendered) -> None:
+    """A trial that tokenized the data itself hands its copy to the shared cache (if still absent)."""
+    own = paths.root / "tokenized"
+    shared = rendered.tokenized_cache
+    if shared is None or not own.is_dir() or shared.exists():
+        return
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        own.rename(shared)
+    except OSError:  # another trial got there first, or another filesystem: keep ours where it is
+        return
 
 
 def preview(block: Block, params: dict[str, Any], trials_dir: Path) -> Rendered:
@@ -248,6 +289,8 @@ def run_trial(
         log_tail=[*process.errors[:3], "...", *tail[-30:]] if exit_class != "ok" else [],
     )
     write_json_atomic(request.paths.result, result.to_json())
+    if result.ok:
+        _keep_tokenized(request.paths, rendered)
     scrub_secrets(request.paths.root, list(secret_env.values()))
     return result
 

@@ -148,7 +148,7 @@ def test_promote_the_best_trial(live_study, tmp_path):
     ran = _yaml.load(target.with_name("prod.llamafactory.yaml"))
     assert ran == _yaml.load(Path(best.user_attrs["trial_dir"]) / "llamafactory.yaml")
     rendered = preview(promoted, {}, tmp_path / "trials").args
-    paths = {"output_dir", "dataset_dir", "deepspeed", "run_name"}
+    paths = {"output_dir", "dataset_dir", "deepspeed", "run_name", "tokenized_path"}
     assert {k: v for k, v in rendered.items() if k not in paths} == {k: v for k, v in ran.items() if k not in paths}
     assert run_tune("check", "--config", str(target)).returncode == 0
     again = run_tune("promote", "live", "--storage", url, "--trials-dir", str(trials_dir), "--to", str(target))

@@ -10,6 +10,7 @@ from pathlib import Path
 import optuna
 
 from tests.integration.conftest import processes_mentioning, run_tune
+from tuner._yaml import load as _yaml_load
 from tuner.block import load_block
 from tuner.space import build_space
 
@@ -64,6 +65,10 @@ def test_asha_prunes_a_bad_trial_as_pruned_not_complete(fast_block, tmp_path):
     assert bad.intermediate_values and max(bad.intermediate_values) < 150 * 2  # stopped before its end
     assert not (Path(bad.user_attrs["output_dir"]) / "eval_results.json").exists()
     assert processes_mentioning(str(tmp_path / "trials")) == []
+    # Same data, template and cutoff: the second trial loads the first one's tokenized copy.
+    bad_yaml = _yaml_load(Path(bad.user_attrs["trial_dir"]) / "llamafactory.yaml")
+    assert "/.cache/tokenized/" in bad_yaml["tokenized_path"]
+    assert "Loaded tokenized dataset from" in (Path(bad.user_attrs["trial_dir"]) / "train.log").read_text()
 
 
 def test_crashing_trial_is_fail_and_the_study_continues(make_block, tmp_path):

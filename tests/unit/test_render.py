@@ -117,3 +117,17 @@ def test_stock_deepspeed_name_resolves_and_a_real_file_wins(tmp_path):
     own = tmp_path / "ds_z3_config.json"
     own.write_text(json.dumps({"zero_optimization": {"stage": 2}}))
     assert _deepspeed.zero_stage(_deepspeed.resolve(str(own), "b.yaml")) == 2
+
+
+def test_tokenized_copy_is_shared_only_between_identical_tokenizations(make_block, tmp_path):
+    from tuner.trial import tokenized_cache
+
+    base = load_block(make_block())
+    paths = trial_paths(tmp_path / "trials", "s", 0)
+    _, _, (data, rendered) = _render(make_block, tmp_path)
+    same = tokenized_cache(base, data, paths)
+    assert same == tokenized_cache(base, data, trial_paths(tmp_path / "trials", "s", 7))  # any trial of the study
+    longer = load_block(make_block({"runtime_info.input.training.cutoff_len": 512}, name="b2.yaml"))
+    assert tokenized_cache(longer, data, paths) != same
+    # Not in the cache yet: the trial tokenizes into its own folder, never into the shared path.
+    assert rendered.args["tokenized_path"].endswith("/study/0003/tokenized")
