@@ -8,8 +8,9 @@ Compute = fidelity units consumed (a pruned trial costs only what it ran).
 
     .venv/bin/python bench/search.py [--trials 40] [--seeds 3] [--steps 9]
 
-Last line: for TPE+ASHA vs random, the ratio of median compute needed to get within 2% of the
-best value any run found (< 1: TPE+ASHA needs less).
+Also, per unit of compute: every strategy's best value once it has spent what a TPE+ASHA run spends
+in total. Last line: median regret at that equal compute, TPE(5 startup trials)+ASHA / random
+(< 1: better per unit of compute).
 """
 
 from __future__ import annotations
@@ -99,14 +100,32 @@ def main() -> None:
             }  # fmt: skip
             print(f"{name:10s} {strategy:9s} reached {summary[f'{name}/{strategy}']['reached']} "
                   f"compute to within 2%: {summary[f'{name}/{strategy}']}", flush=True)  # fmt: skip
-    Path(args.out).write_text(json.dumps({"summary": summary, "runs": results}, indent=1) + "\n")
+    # Per unit of compute: each strategy's best value once it has spent as much as a TPE+ASHA run
+    # spends in total (the smallest budget here), as regret over the best value any run found.
     ratios = []
-    for name in results:
-        a, r = summary[f"{name}/tpe+asha"]["compute_median"], summary[f"{name}/random"]["compute_median"]
-        if a and r:
-            ratios.append(a / r)
-    text = f"{statistics.median(ratios):.2f}" if ratios else "n/a (a strategy never got within 2%)"
-    print(f"ratio median compute to within 2% of best, tpe+asha / random: {text}")
+    for name, runs in results.items():
+        best_any = min(r["best"][-1] for r in runs)
+        budget = statistics.median(r["compute"][-1] for r in runs if r["strategy"] == "tpe-s5+asha")
+        regret = {}
+        for strategy in STRATEGIES:
+            values = [best_at(r, budget) - best_any for r in runs if r["strategy"] == strategy]
+            regret[strategy] = statistics.median(values)
+        summary[f"{name}/regret_at_{budget:g}_units"] = regret
+        print(f"{name:10s} median regret after {budget:g} fidelity units: "
+              + ", ".join(f"{k} {v:.4g}" for k, v in regret.items()), flush=True)  # fmt: skip
+        ratios.append(regret["tpe-s5+asha"] / regret["random"] if regret["random"] > 0 else float("nan"))
+    Path(args.out).write_text(json.dumps({"summary": summary, "runs": results}, indent=1) + "\n")
+    print(f"ratio median regret at equal compute, tpe-s5+asha / random: {statistics.median(ratios):.2f}")
+
+
+def best_at(run: dict, compute: float) -> float:
+    """Best COMPLETE value a run had found once it had spent `compute` (inf if none yet)."""
+    found = float("inf")
+    for best, spent in zip(run["best"], run["compute"], strict=True):
+        if spent > compute:
+            break
+        found = best
+    return found
 
 
 if __name__ == "__main__":
