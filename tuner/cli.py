@@ -164,6 +164,9 @@ def start(
     address: AddressOpt = None,
     trials_dir: TrialsDirOpt = Path("trials"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler.")] = 0,
+    startup_trials: Annotated[int | None, typer.Option(
+        "--startup-trials", help="Random trials before TPE/GP model the space "
+        "[default: a quarter of a trial budget, 3 to 10; 10 for time and GPU-hour budgets].")] = None,
     trial_timeout: TimeoutOpt = None,
     retries: RetriesOpt = 0,
     keep_best: KeepBestOpt = 1,
@@ -182,7 +185,7 @@ def start(
     _run(config, StartOptions(
         budget=budget, study=study, storage=storage, space=space, sampler=sampler, scheduler=scheduler,
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, address=address, trials_dir=trials_dir,
-        seed=seed, verbose=verbose, trial_timeout_s=trial_timeout, retries=retries, allow_changes=allow_changes,
+        seed=seed, startup_trials=startup_trials, verbose=verbose, trial_timeout_s=trial_timeout, retries=retries, allow_changes=allow_changes,
         keep_best=keep_best, join=join,
     ))  # fmt: skip
 

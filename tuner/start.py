@@ -29,7 +29,9 @@ from tuner.preflight import Finding, gpus_present, run_preflight
 from tuner.recovery import Recovered, recover
 from tuner.session import StudySession
 from tuner.space import SearchSpace, build_space
-from tuner.study import SAMPLERS, StudyStore, default_storage, make_sampler, redact, study_names
+from tuner.study import (
+    SAMPLERS, StudyStore, default_startup_trials, default_storage, make_sampler, redact, study_names,
+)  # fmt: skip
 from tuner.workspace import TrialPaths, check_study_name, check_trials_dir, trial_paths
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,7 @@ class StartOptions:
     address: str | None = None
     trials_dir: Path = Path("trials")
     seed: int = 0
+    startup_trials: int | None = None  # None: default_startup_trials(budget)
     verbose: bool = False
     trial_timeout_s: float | None = None
     retries: int = 0
@@ -86,6 +89,8 @@ def _check_flags(o: StartOptions) -> None:
                             ("--keep-best", o.keep_best, 0)):
         if value < low:
             raise ConfigError(f"must be >= {low}", key=key, value=value, fix=f"use {low} or more")
+    if o.startup_trials is not None and o.startup_trials < 1:
+        raise ConfigError("must be >= 1", key="--startup-trials", value=o.startup_trials, fix="use 1 or more")
     if o.max_concurrent is not None and o.max_concurrent < 1:
         raise ConfigError("must be >= 1", key="--max-concurrent", value=o.max_concurrent, fix="use 1 or more")
     if o.trial_timeout_s is not None and o.trial_timeout_s <= 0:
@@ -137,6 +142,7 @@ def study_attrs(block: Block, space: SearchSpace, o: StartOptions, budget: Budge
         "tuner_version": __version__, "block_hash": block.content_hash, "block_file": block.file,
         "block": block.public_dict(), "space": space.to_dict(), "space_file": space.source,
         "budget": budget.to_dict(), "sampler": o.sampler, "scheduler": o.scheduler, "seed": o.seed,
+        "startup_trials": o.startup_trials or default_startup_trials(budget),
         "metric": block.experiment.metric, "direction": block.experiment.direction,
         "storage": redact(url), "gpus_per_trial": o.gpus_per_trial,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -212,8 +218,9 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     # the drivers the study has had and the trials it holds (still reproducible for a single driver).
     drivers_before = sum(1 for k in attrs if k.startswith("driver:"))
     seed = int(attrs.get("seed", o.seed)) + (1000 * drivers_before + len(_trial_numbers(url, name)) if resumed else 0)
+    startup = int(attrs.get("startup_trials") or o.startup_trials or default_startup_trials(budget))
     store = StudyStore.open(url, name, direction=block.experiment.direction,
-                            sampler=make_sampler(o.sampler, seed, space), secrets=secrets)  # fmt: skip
+                            sampler=make_sampler(o.sampler, seed, space, startup), secrets=secrets)  # fmt: skip
     lease = Lease(store, join=o.join).acquire()
     try:
         # A joining driver leaves RUNNING trials alone: they belong to the live drivers.

@@ -56,3 +56,10 @@ def test_render_prints_the_trial_yaml(make_block, tmp_path):
 def test_trial_with_bad_set_exits_2(make_block, tmp_path):
     done = _tune("trial", "--config", str(make_block()), "--set", "learning_rate=-3", "--trials-dir", str(tmp_path))
     assert done.returncode == 2 and "greater than 0" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bad_startup_trials_is_a_user_error(make_block, tmp_path):
+    done = _tune("start", "--config", str(make_block()), "--budget", "2", "--startup-trials", "0",
+                 "--storage", f"sqlite:///{tmp_path / 's.db'}", "--trials-dir", str(tmp_path / "trials"))
+    assert done.returncode == 2 and "--startup-trials" in done.stderr and "must be >= 1" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "s.db").exists()

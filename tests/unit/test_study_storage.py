@@ -100,3 +100,16 @@ def test_unknown_sampler_is_a_user_error(make_block):
 
     with pytest.raises(ConfigError, match="--sampler"):
         make_sampler("bayes", 0, build_space(load_block(make_block())))
+
+
+def test_startup_trials_default_to_a_quarter_of_a_trial_budget(make_block):
+    from tuner.block import load_block
+    from tuner.budget import Budget
+    from tuner.space import build_space
+    from tuner.study import default_startup_trials, make_sampler
+
+    assert [default_startup_trials(Budget("trials", n)) for n in (4, 12, 20, 40, 400)] == [3, 3, 5, 10, 10]
+    assert default_startup_trials(Budget("wall", 3600)) == 10
+    space = build_space(load_block(make_block()))
+    assert make_sampler("tpe", 0, space, 4)._n_startup_trials == 4
+    assert make_sampler("gp", 0, space, 4)._n_startup_trials == 4
