@@ -81,9 +81,9 @@ def main() -> None:
             for strategy in strategies:
                 result = run(strategy, seed, args, Path(tmp_name))
                 runs.append(result)
-                print(json.dumps({k: result[k] for k in ("strategy", "seed", "wall_s", "complete", "pruned",
-                                                         "failed", "params_of_best")}
-                                 | {"best": result["best"][-1], "compute_s": result["compute"][-1]}), flush=True)  # fmt: skip
+                keys = ("strategy", "seed", "wall_s", "complete", "pruned", "failed", "params_of_best")
+                line = {k: result[k] for k in keys} | {"best": result["best"][-1], "compute_s": result["compute"][-1]}
+                print(json.dumps(line), flush=True)
     best_any = min(r["best"][-1] for r in runs)
     target = best_any + 0.02 * abs(best_any)
     budget = statistics.median(r["compute"][-1] for r in runs if r["strategy"] == "tpe+asha")

@@ -185,7 +185,8 @@ def start(
     _run(config, StartOptions(
         budget=budget, study=study, storage=storage, space=space, sampler=sampler, scheduler=scheduler,
         gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, address=address, trials_dir=trials_dir,
-        seed=seed, startup_trials=startup_trials, verbose=verbose, trial_timeout_s=trial_timeout, retries=retries, allow_changes=allow_changes,
+        seed=seed, startup_trials=startup_trials,
+        verbose=verbose, trial_timeout_s=trial_timeout, retries=retries, allow_changes=allow_changes,
         keep_best=keep_best, join=join,
     ))  # fmt: skip
 

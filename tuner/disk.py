@@ -59,14 +59,22 @@ def _weights(output_dir: Path) -> list[Path]:
     return found
 
 
-def prune_weights(trials: list[Any], keep_best: int, minimize: bool) -> dict[int, int]:
-    """Delete weights of trials not kept; returns bytes freed per trial."""
+def prune_weights(
+    trials: list[Any], keep_best: int, minimize: bool, weightless: set[int] | None = None
+) -> dict[int, int]:
+    """Delete weights of trials not kept; returns bytes freed per trial.
+
+    `weightless`, when given, is the caller's memory of finished trials already left without weights
+    (nothing writes into a finished trial's folder again): they are skipped, and the trials this pass
+    leaves weightless are added, so a long study does not scan thousands of folders per trial."""
     keep = keepers(trials, keep_best, minimize)
     freed: dict[int, int] = {}
     for t in trials:
         output = t.user_attrs.get("output_dir")
-        if t.number in keep or not output:
+        if t.number in keep or not output or (weightless is not None and t.number in weightless):
             continue
+        if weightless is not None and t.state.name in ("COMPLETE", "PRUNED", "FAIL"):
+            weightless.add(t.number)
         for path in _weights(Path(output)):
             size = size_of(path) if path.is_dir() else path.stat().st_size
             if path.is_dir():

@@ -85,6 +85,7 @@ class StudySession:
         self._started = clock()
         self.running: dict[int, float] = {}  # number -> start time
         self.outcomes: list[Outcome] = []
+        self._weightless: set[int] = set()  # finished trials whose weights are gone (see prune_weights)
         self.stopped_for_budget = False
         self.fatal: TunerError | None = None  # a storage failure: the study must stop
         self._distributions = space.distributions()
@@ -225,7 +226,7 @@ class StudySession:
 
     def free_disk(self) -> None:
         trials = self.store.trials()
-        freed = prune_weights(trials, self.keep_best, self.block.experiment.direction == "minimize")
+        freed = prune_weights(trials, self.keep_best, self.block.experiment.direction == "minimize", self._weightless)
         if freed:  # finished trials are immutable in Optuna: the tally lives on the study
             tally = {str(k): v for k, v in (self.store.attrs().get("weights_freed_bytes") or {}).items()}
             for number, size in freed.items():

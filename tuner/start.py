@@ -30,7 +30,13 @@ from tuner.recovery import Recovered, recover
 from tuner.session import StudySession
 from tuner.space import SearchSpace, build_space
 from tuner.study import (
-    SAMPLERS, StudyStore, default_startup_trials, default_storage, make_sampler, redact, study_names,
+    SAMPLERS,
+    StudyStore,
+    default_startup_trials,
+    default_storage,
+    make_sampler,
+    redact,
+    study_names,
 )  # fmt: skip
 from tuner.workspace import TrialPaths, check_study_name, check_trials_dir, trial_paths
 

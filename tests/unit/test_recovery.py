@@ -110,6 +110,20 @@ def test_prune_weights_deletes_only_weights_of_losers(tmp_path):
     assert (outputs[1] / "eval_results.json").exists()  # metrics stay
 
 
+def test_prune_weights_remembers_weightless_trials_and_frees_a_trial_that_drops_out_of_the_best(tmp_path):
+    outputs = {}
+    for n in (0, 1, 2):
+        outputs[n] = tmp_path / str(n) / "output"
+        _checkpoint(outputs[n], 4)
+    trials = [_t(0, "COMPLETE", 2.0, output_dir=str(outputs[0])), _t(1, "FAIL", None, output_dir=str(outputs[1]))]
+    weightless: set[int] = set()
+    assert set(prune_weights(trials, 1, True, weightless)) == {1} and weightless == {1}
+    _checkpoint(outputs[1], 8)  # never happens to a finished trial; proves the folder is not scanned again
+    trials.append(_t(2, "COMPLETE", 1.0, output_dir=str(outputs[2])))  # a new best: trial 0 drops out
+    assert set(prune_weights(trials, 1, True, weightless)) == {0} and weightless == {0, 1}
+    assert (outputs[1] / "checkpoint-8").exists() and (outputs[2] / "checkpoint-4").exists()
+
+
 def test_scrub_secrets_keeps_binary_layout(tmp_path):
     (tmp_path / "wandb").mkdir()
     log = tmp_path / "wandb" / "debug.log"
