@@ -21,6 +21,7 @@ import math
 import statistics
 from pathlib import Path
 
+from curves import best_at, compute_to_reach
 from harness import ROOT, STRATEGIES, run_study
 
 from tuner.space import Param
@@ -54,13 +55,6 @@ FUNCTIONS = {
                         "x2": Param("x2", "float", "training", 0.0, 15.0)}),
     "hartmann3": (hartmann3, {f"x{i}": Param(f"x{i}", "float", "training", 0.0, 1.0) for i in (1, 2, 3)}),
 }  # fmt: skip
-
-
-def compute_to_reach(run: dict, target: float) -> float | None:
-    for best, compute in zip(run["best"], run["compute"], strict=True):
-        if best <= target:
-            return compute
-    return None
 
 
 def main() -> None:
@@ -116,16 +110,6 @@ def main() -> None:
         ratios.append(regret["tpe-s5+asha"] / regret["random"] if regret["random"] > 0 else float("nan"))
     Path(args.out).write_text(json.dumps({"summary": summary, "runs": results}, indent=1) + "\n")
     print(f"ratio median regret at equal compute, tpe-s5+asha / random: {statistics.median(ratios):.2f}")
-
-
-def best_at(run: dict, compute: float) -> float:
-    """Best COMPLETE value a run had found once it had spent `compute` (inf if none yet)."""
-    found = float("inf")
-    for best, spent in zip(run["best"], run["compute"], strict=True):
-        if spent > compute:
-            break
-        found = best
-    return found
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from curves import best_at, compute_to_reach
+
 ROOT = Path(__file__).resolve().parents[1]
 TUNE = str(Path(sys.executable).with_name("tune"))
 STRATEGIES = {"random": ("random", "none"), "tpe": ("tpe", "none"), "gp": ("gp", "none"), "tpe+asha": ("tpe", "asha")}
@@ -52,19 +54,6 @@ def run(strategy: str, seed: int, args: argparse.Namespace, tmp: Path) -> dict:
             "params_of_best": next((t.params for t in trials if t.value == so_far), None)}  # fmt: skip
 
 
-def reach(run: dict, target: float) -> float | None:
-    return next((c for b, c in zip(run["best"], run["compute"], strict=True) if b <= target), None)
-
-
-def best_at(run: dict, compute: float) -> float:
-    found = float("inf")
-    for b, c in zip(run["best"], run["compute"], strict=True):
-        if c > compute:
-            break
-        found = b
-    return found
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=8)
@@ -90,7 +79,7 @@ def main() -> None:
     summary = {}
     for strategy in strategies:
         mine = [r for r in runs if r["strategy"] == strategy]
-        got = [c for c in (reach(r, target) for r in mine) if c is not None]
+        got = [c for c in (compute_to_reach(r, target) for r in mine) if c is not None]
         summary[strategy] = {
             "reached": f"{len(got)}/{len(mine)}", "compute_s_median": statistics.median(got) if got else None,
             "compute_s_min": min(got, default=None), "compute_s_max": max(got, default=None),
