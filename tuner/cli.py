@@ -166,7 +166,7 @@ def start(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler.")] = 0,
     startup_trials: Annotated[int | None, typer.Option(
         "--startup-trials", help="Random trials before TPE/GP model the space "
-        "[default: a quarter of a trial budget, 3 to 10; 10 for time and GPU-hour budgets].")] = None,
+        "(default: a quarter of a trial budget, 3 to 10; 10 for time and GPU-hour budgets).")] = None,
     trial_timeout: TimeoutOpt = None,
     retries: RetriesOpt = 0,
     keep_best: KeepBestOpt = 1,
