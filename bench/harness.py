@@ -32,7 +32,8 @@ from tuner.study import StudyStore, make_sampler  # noqa: E402
 Objective = Callable[[dict[str, Any], int], float]
 # name -> (sampler, scheduler, startup trials of the model-based samplers; None: Optuna's 10)
 STRATEGIES = {"random": ("random", "none", None), "tpe": ("tpe", "none", None), "gp": ("gp", "none", None),
-              "tpe+asha": ("tpe", "asha", None), "tpe-s5": ("tpe", "none", 5), "tpe-s5+asha": ("tpe", "asha", 5)}
+              "tpe+asha": ("tpe", "asha", None), "tpe-s5": ("tpe", "none", 5), "tpe-s5+asha": ("tpe", "asha", 5),
+              "gp-s5": ("gp", "none", 5), "gp+asha": ("gp", "asha", None), "gp-s5+asha": ("gp", "asha", 5)}
 
 
 def dummy_block(tmp: Path) -> Any:

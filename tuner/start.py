@@ -179,6 +179,10 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     from tuner.driver import RayPlan
 
     _check_flags(o)
+    if o.sampler == "gp" and o.scheduler == "asha":
+        log.warning("--sampler gp learns only from completed trials and ASHA stops most trials early, "
+                    "so GP learns little (docs/benchmarks.md): use --sampler gp with --scheduler none, "
+                    "or the default tpe")  # fmt: skip
     trials_dir = check_trials_dir(o.trials_dir)
     url = o.storage or default_storage(trials_dir)
     existing = o.study is not None and o.study in study_names(url)

@@ -63,3 +63,11 @@ def test_bad_startup_trials_is_a_user_error(make_block, tmp_path):
                  "--storage", f"sqlite:///{tmp_path / 's.db'}", "--trials-dir", str(tmp_path / "trials"))
     assert done.returncode == 2 and "--startup-trials" in done.stderr and "must be >= 1" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "s.db").exists()
+
+
+def test_gp_with_asha_warns_before_anything_runs(make_block, tmp_path):
+    bad = make_block({"runtime_info.input.training.cutoff_len": 40000})  # a preflight error stops the start
+    done = _tune("start", "--config", str(bad), "--budget", "2", "--sampler", "gp",
+                 "--storage", f"sqlite:///{tmp_path / 's.db'}", "--trials-dir", str(tmp_path / "trials"))
+    assert done.returncode == 2 and "rope_scaling" in done.stdout + done.stderr
+    assert "--sampler gp learns only from completed trials" in done.stderr and "--scheduler none" in done.stderr
