@@ -148,7 +148,7 @@ def study_attrs(block: Block, space: SearchSpace, o: StartOptions, budget: Budge
         "tuner_version": __version__, "block_hash": block.content_hash, "block_file": block.file,
         "block": block.public_dict(), "space": space.to_dict(), "space_file": space.source,
         "budget": budget.to_dict(), "sampler": o.sampler, "scheduler": o.scheduler, "seed": o.seed,
-        "startup_trials": o.startup_trials or default_startup_trials(budget),
+        "startup_trials": o.startup_trials,
         "metric": block.experiment.metric, "direction": block.experiment.direction,
         "storage": redact(url), "gpus_per_trial": o.gpus_per_trial,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -229,8 +229,9 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     drivers_before = sum(1 for k in attrs if k.startswith("driver:"))
     seed = int(attrs.get("seed", o.seed)) + (1000 * drivers_before + len(_trial_numbers(url, name)) if resumed else 0)
     startup = int(attrs.get("startup_trials") or o.startup_trials or default_startup_trials(budget))
-    store = StudyStore.open(url, name, direction=block.experiment.direction,
-                            sampler=make_sampler(o.sampler, seed, space, startup), secrets=secrets)  # fmt: skip
+    o = replace(o, startup_trials=startup)  # what study_attrs records
+    sampler = make_sampler(o.sampler, seed, space, startup)
+    store = StudyStore.open(url, name, direction=block.experiment.direction, sampler=sampler, secrets=secrets)
     lease = Lease(store, join=o.join).acquire()
     try:
         # A joining driver leaves RUNNING trials alone: they belong to the live drivers.
