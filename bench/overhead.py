@@ -5,7 +5,8 @@ then (c) through `tune start` with concurrency 2 on this machine's cores. Side b
     .venv/bin/python bench/overhead.py [--out bench/results/overhead.json]
 
 Per trial, for (a) and (b) alike, read from the trial's own log and metrics: launcher (llamafactory-cli
-import up to torchrun), worker imports (torchrun -> the worker's argument parser), data (loading,
+import up to torchrun; tuner starts torchrun itself), worker imports (torchrun -> the worker's argument
+parser), data (loading,
 converting, tokenizing or loading the cached tokenized set), model load, training, final eval, and the
 rest (saving, exit). For (b), also tuner's bookkeeping outside trials: the study's wall time not
 inside any trial (driver imports, preflight, Ray start, scheduling, recording, shutdown).
@@ -48,7 +49,8 @@ TUNE = str(Path(sys.executable).with_name("tune"))
 
 # "[INFO|2026-11-28 22:59:13] llamafactory..." and "[INFO|trainer.py:1469] 2026-11-28 22:59:15,788 >> ..."
 _STAMP = re.compile(r"^\[\w+\|(?:[^\]]*\] )?\[?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:,(\d{3}))?")
-_MARKS = {"launcher": "llamafactory.launcher", "parser": "hparams.parser", "data": "Loading dataset",
+# "launcher": the line llamafactory-cli prints before it starts torchrun (tuner prints the same one).
+_MARKS = {"launcher": "distributed tasks at:", "parser": "hparams.parser", "data": "Loading dataset",
           "model": "loading weights file", "train": "***** Running training *****"}  # fmt: skip
 
 

@@ -1,4 +1,9 @@
-"""Start `llamafactory-cli train <yaml>` for one trial; stop it and everything it spawned.
+"""Start one trial's LLaMA-Factory training under torchrun; stop it and everything it spawned.
+
+What runs is exactly what `llamafactory-cli train <yaml>` runs with FORCE_TORCHRUN=1 (torchrun over
+LLaMA-Factory's launcher.py, the same environment), minus the CLI's own process: it imports torch,
+transformers and LLaMA-Factory only to build the torchrun command line, ≈ 3 s per trial
+(docs/benchmarks.md). A user reproduces a trial by hand with `llamafactory-cli train <its yaml>`.
 
 The only module that starts processes. The child runs in its own process group
 (`start_new_session=True`), so stopping a trial kills torchrun and all its workers: nothing is left
@@ -54,7 +59,7 @@ class LaunchSpec:
 
 
 def cli_path() -> str:
-    """`llamafactory-cli` of this interpreter's environment (torchrun must come from it too)."""
+    """`llamafactory-cli` of this interpreter's environment (what a user runs by hand)."""
     candidate = Path(sys.executable).with_name("llamafactory-cli")
     if candidate.exists():
         return str(candidate)
@@ -63,10 +68,29 @@ def cli_path() -> str:
     )
 
 
+def launcher_path() -> str:
+    """LLaMA-Factory's launcher.py, the script its CLI hands to torchrun (found without importing it)."""
+    import importlib.util
+
+    found = importlib.util.find_spec("llamafactory")
+    places = list(found.submodule_search_locations or []) if found else []
+    script = Path(places[0]) / "launcher.py" if places else None
+    if script is None or not script.exists():
+        raise LaunchError(f"llamafactory is not installed for {sys.executable}; run ./install.sh (README.md)")
+    return str(script)
+
+
+def train_argv(spec: LaunchSpec, master_port: int) -> list[str]:
+    """The torchrun command `llamafactory-cli train` builds (launcher.py of LLaMA-Factory 0.9.5)."""
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--node_rank", "0",
+            "--nproc_per_node", str(max(1, spec.nproc)), "--master_addr", "127.0.0.1",
+            "--master_port", str(master_port), launcher_path(), str(spec.yaml_path)]  # fmt: skip
+
+
 def child_env(spec: LaunchSpec, master_port: int) -> dict[str, str]:
     env = dict(os.environ)
     bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # llamafactory-cli execs `torchrun`
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # this environment's tools first
     env.update(
         {
             "FORCE_TORCHRUN": "1",
@@ -81,6 +105,9 @@ def child_env(spec: LaunchSpec, master_port: int) -> dict[str, str]:
             "TOKENIZERS_PARALLELISM": "false",
             # DeepSpeed and torch repeat the same FutureWarning thousands of times per trial.
             "PYTHONWARNINGS": "ignore::FutureWarning",
+            # What the CLI adds for torchrun (its OPTIM_TORCH default): fewer CUDA allocator stalls.
+            "PYTORCH_CUDA_ALLOC_CONF": "expandable_segments:True",
+            "TORCH_NCCL_AVOID_RECORD_STREAMS": "1",
         }
     )
     if not spec.gpu_ids:
@@ -91,14 +118,14 @@ def child_env(spec: LaunchSpec, master_port: int) -> dict[str, str]:
 
 
 class TrialProcess:
-    """A running `llamafactory-cli train`. Use `start()`, then `poll()`/`wait()`, and `stop()`."""
+    """A running trial (torchrun and its workers). Use `start()`, then `poll()`/`wait()`, and `stop()`."""
 
     def __init__(self, spec: LaunchSpec, master_port: int | None = None, argv: list[str] | None = None) -> None:
         self.spec = spec
+        self.master_port = master_port or free_port()
         # The guard kills the trial's process group if this process dies without cleaning up.
         self.argv = argv or [sys.executable, "-m", "tuner._guard", str(os.getpid()), "--",
-                             cli_path(), "train", str(spec.yaml_path)]  # fmt: skip
-        self.master_port = master_port or free_port()
+                             *train_argv(spec, self.master_port)]  # fmt: skip
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.errors: list[str] = []  # the first exception lines of the workers, in order
         self.started_at = 0.0
@@ -116,6 +143,9 @@ class TrialProcess:
     def start(self) -> TrialProcess:
         argv = self.argv
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.spec.log_path.open("a", encoding="utf-8") as out:  # the line llamafactory-cli would print
+            out.write(f"[INFO|{time.strftime('%Y-%m-%d %H:%M:%S')}] tuner.launch >> Initializing "
+                      f"{max(1, self.spec.nproc)} distributed tasks at: 127.0.0.1:{self.master_port}\n")  # fmt: skip
         try:
             self._proc = subprocess.Popen(
                 argv,

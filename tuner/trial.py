@@ -209,7 +209,7 @@ def classify(
         return "disk_full", error or "no space left on device"
     if _OOM.search(text) or any(_OOM.search(e) for e in errors):
         return "oom", error or "out of memory (a worker was killed or could not allocate)"
-    return "crashed", error or f"llamafactory-cli exited with code {returncode}"
+    return "crashed", error or f"the trial's torchrun exited with code {returncode}"
 
 
 def run_trial(

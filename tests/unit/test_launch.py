@@ -137,3 +137,16 @@ def test_stop_recorded_finds_the_trial_even_when_its_guard_was_killed(tmp_path):
     assert stop_recorded(tmp_path / "trial.pid", grace_s=2)
     assert not _alive(grandchild)
     assert not stop_recorded(tmp_path / "trial.pid")  # nothing left to stop
+
+
+def test_trial_runs_what_llamafactory_cli_runs_without_the_cli_process(tmp_path):
+    from tuner.launch import launcher_path, train_argv
+
+    spec = LaunchSpec(tmp_path / "trial.yaml", tmp_path / "train.log", nproc=2)
+    argv = train_argv(spec, 29555)
+    assert argv[:3] == [sys.executable, "-m", "torch.distributed.run"] and argv[-1] == str(spec.yaml_path)
+    assert argv[-2] == launcher_path() and Path(argv[-2]).name == "launcher.py"
+    assert argv[argv.index("--nproc_per_node") + 1] == "2" and argv[argv.index("--master_port") + 1] == "29555"
+    import llamafactory.launcher  # the script llamafactory-cli hands to torchrun is this one
+
+    assert Path(llamafactory.launcher.__file__).resolve() == Path(argv[-2]).resolve()
