@@ -33,7 +33,7 @@ import optuna  # noqa: E402
 from tuner import _yaml  # noqa: E402
 from tuner.block import load_block  # noqa: E402
 from tuner.demo import build_demo  # noqa: E402
-from tuner.launch import LaunchSpec, child_env, cli_path, free_port  # noqa: E402
+from tuner.launch import LaunchSpec, child_env, free_port  # noqa: E402
 from tuner.trial import TrialRequest, prepare  # noqa: E402
 from tuner.workspace import trial_paths  # noqa: E402
 
@@ -45,6 +45,7 @@ CONFIGS = [
 ]
 TUNABLES = {"learning_rate": {}, "num_train_epochs": {"low": 1, "high": 2}, "max_instances": {"low": 100, "high": 150}}
 TUNE = str(Path(sys.executable).with_name("tune"))
+CLI = str(Path(sys.executable).with_name("llamafactory-cli"))  # what a user runs by hand
 
 
 # "[INFO|2026-11-28 22:59:13] llamafactory..." and "[INFO|trainer.py:1469] 2026-11-28 22:59:15,788 >> ..."
@@ -103,7 +104,7 @@ def bare(block_path: Path, tmp: Path) -> dict:
         env = child_env(LaunchSpec(paths.yaml, paths.train_log), free_port())
         started = time.perf_counter()
         with paths.train_log.open("w") as log:
-            subprocess.run([cli_path(), "train", str(paths.yaml)], env=env, stdout=log, stderr=subprocess.STDOUT,
+            subprocess.run([CLI, "train", str(paths.yaml)], env=env, stdout=log, stderr=subprocess.STDOUT,
                            check=True, cwd=paths.root)  # fmt: skip
         walls.append(time.perf_counter() - started)
         split.append(phases(paths.train_log, json.loads((paths.output_dir / "all_results.json").read_text()),

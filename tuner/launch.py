@@ -58,16 +58,6 @@ class LaunchSpec:
     pid_path: Path | None = None  # where the process group id is recorded, for stop_recorded()
 
 
-def cli_path() -> str:
-    """`llamafactory-cli` of this interpreter's environment (what a user runs by hand)."""
-    candidate = Path(sys.executable).with_name("llamafactory-cli")
-    if candidate.exists():
-        return str(candidate)
-    raise LaunchError(
-        f"llamafactory-cli is not installed beside {sys.executable}; run ./install.sh (README.md)"
-    )
-
-
 def launcher_path() -> str:
     """LLaMA-Factory's launcher.py, the script its CLI hands to torchrun (found without importing it)."""
     import importlib.util

@@ -39,8 +39,8 @@ def check_study_name(name: str) -> str:
 
 def check_trials_dir(path: Path) -> Path:
     path = path.expanduser().resolve()
-    # llamafactory-cli re-joins its arguments with spaces and splits them again before torchrun,
-    # so a YAML path containing whitespace would be cut in two.
+    # llamafactory-cli re-joins its arguments with spaces and splits them again before torchrun, so
+    # a trial YAML under such a path could not be re-run by hand (`llamafactory-cli train <yaml>`).
     if any(ch.isspace() for ch in str(path)):
         raise ConfigError(
             "the trials folder must not contain whitespace (llamafactory-cli splits paths on it)",
