@@ -14,33 +14,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from harness import ROOT, dummy_block
 
-from tuner import _yaml  # noqa: E402
-from tuner.block import parse_block  # noqa: E402
-from tuner.budget import Budget, Ledger  # noqa: E402
-from tuner.session import StudySession  # noqa: E402
-from tuner.space import build_space  # noqa: E402
-from tuner.study import StudyStore, make_sampler  # noqa: E402
+from tuner.budget import Budget, Ledger
+from tuner.session import StudySession
+from tuner.space import build_space
+from tuner.study import StudyStore, make_sampler
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def _block(tmp: Path):
-    source = tmp / "data.jsonl"
-    source.write_text(json.dumps({"messages": [{"role": "user", "content": "q"},
-                                              {"role": "assistant", "content": "a"}]}) + "\n")
-    data = _yaml.load(ROOT / "tuner" / "demo" / "block.yaml")
-    data["runtime_info"]["input"]["training"]["model_name_or_path"] = "/models/none"
-    data["runtime_info"]["input"]["conversion"]["source"] = str(source)
-    return parse_block(data)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -50,7 +36,7 @@ def pct(values: list[float], q: float) -> float:
 
 def run(url: str, n: int, tmp: Path, sampler: str = "random") -> dict:
     """`sampler`: random isolates tuner's bookkeeping; tpe adds the sampler's own cost."""
-    block = _block(tmp)
+    block = dummy_block(tmp)
     name = f"bench-{uuid.uuid4().hex[:8]}"
     space = build_space(block)
     store = StudyStore.open(url, name, sampler=make_sampler(sampler, 0, space))

@@ -81,6 +81,8 @@ def child_env(spec: LaunchSpec, master_port: int) -> dict[str, str]:
     env = dict(os.environ)
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # this environment's tools first
+    # The CLI's own variables stay, so `llamafactory-cli train <yaml>` under this environment runs the
+    # same command as train_argv (the benchmark's floor; a user re-running a trial by hand).
     env.update(
         {
             "FORCE_TORCHRUN": "1",

@@ -12,10 +12,7 @@ import datetime as dt
 import difflib
 import getpass
 import io
-import os
-import shutil
 import socket
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from tuner.block import load_block
 from tuner.errors import ConfigError
 from tuner.preflight import production_output_path
 from tuner.study import StudyStore, redact
+from tuner.workspace import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -56,14 +54,13 @@ def _round_trip() -> Any:
 
 
 def pick_trial(store: StudyStore, number: int | None) -> Any:
-    trials = store.trials()
     if number is None:
         best = store.best()
         if best is None:
             raise ConfigError(f"study {store.name!r} has no COMPLETE trial to promote", key="STUDY", value=store.name,
                               fix=f"run more trials (`tune resume {store.name} --budget 5`)")  # fmt: skip
         return best
-    trial = next((t for t in trials if t.number == number), None)
+    trial = next((t for t in store.trials() if t.number == number), None)
     if trial is None:
         raise ConfigError(f"study {store.name!r} has no trial {number}", key="--trial", value=number,
                           fix=f"run `tune status {store.name}` to see its trials")  # fmt: skip
@@ -93,14 +90,6 @@ def _absolutize_paths(section: Any, block_dir: Path) -> None:
         value = mapping.get(key)
         if isinstance(value, str) and not Path(value).is_absolute() and (block_dir / value).exists():
             mapping[key] = str((block_dir / value).resolve())
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = None, force: bool = False) -> Promotion:
@@ -144,12 +133,11 @@ def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = No
     yaml.dump(data, buffer)
     new_text = buffer.getvalue()
 
-    _write_atomic(target, new_text)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(target, new_text)
     trial_yaml = Path(chosen.user_attrs.get("trial_dir", "")) / "llamafactory.yaml"
     if trial_yaml.is_file():
-        tmp = lf_yaml.with_name(f".{lf_yaml.name}.tmp")
-        shutil.copyfile(trial_yaml, tmp)
-        os.replace(tmp, lf_yaml)
+        write_text_atomic(lf_yaml, trial_yaml.read_text(encoding="utf-8"))
     load_block(target)  # the promoted config must be a valid block
     diff = "".join(difflib.unified_diff(original_text.splitlines(True), new_text.splitlines(True),
                                         fromfile=str(block_path), tofile=str(target)))  # fmt: skip

@@ -101,9 +101,10 @@ def _check_flags(o: StartOptions) -> None:
         raise ConfigError("must be >= 1", key="--max-concurrent", value=o.max_concurrent, fix="use 1 or more")
     if o.trial_timeout_s is not None and o.trial_timeout_s <= 0:
         raise ConfigError("must be > 0 seconds", key="--trial-timeout", value=o.trial_timeout_s, fix="e.g. 1800")
-    if o.address is None and o.gpus_per_trial > 0 and local_gpus() < o.gpus_per_trial:
+    gpus = local_gpus() if o.address is None and o.gpus_per_trial > 0 else None  # nvidia-smi: ask once
+    if gpus is not None and gpus < o.gpus_per_trial:
         raise ConfigError(
-            f"asks for {o.gpus_per_trial} GPU(s) per trial but this machine has {local_gpus()}",
+            f"asks for {o.gpus_per_trial} GPU(s) per trial but this machine has {gpus}",
             key="--gpus-per-trial", value=o.gpus_per_trial,
             fix="use --gpus-per-trial 0 on a CPU machine, or --address of a Ray cluster with GPUs",
         )  # fmt: skip

@@ -135,11 +135,7 @@ def next_free(trials_dir: Path, study: str) -> TrialPaths:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True, allow_nan=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True, allow_nan=True) + "\n")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
