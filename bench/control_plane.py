@@ -21,10 +21,10 @@ from pathlib import Path
 
 from harness import ROOT, dummy_block
 
-from tuner.budget import Budget, Ledger
-from tuner.session import StudySession
-from tuner.space import build_space
-from tuner.study import StudyStore, make_sampler
+from tuner.config.space import build_space
+from tuner.study.budget import Budget, Ledger
+from tuner.study.session import StudySession
+from tuner.study.store import StudyStore, make_sampler
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -22,12 +22,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tuner import _yaml  # noqa: E402
-from tuner.block import parse_block  # noqa: E402
-from tuner.budget import Budget, Ledger  # noqa: E402
-from tuner.session import StudySession  # noqa: E402
-from tuner.space import Param, SearchSpace  # noqa: E402
-from tuner.study import StudyStore, make_sampler  # noqa: E402
+from tuner.config import yaml_io  # noqa: E402
+from tuner.config.block import parse_block  # noqa: E402
+from tuner.config.space import Param, SearchSpace  # noqa: E402
+from tuner.study.budget import Budget, Ledger  # noqa: E402
+from tuner.study.session import StudySession  # noqa: E402
+from tuner.study.store import StudyStore, make_sampler  # noqa: E402
 
 Objective = Callable[[dict[str, Any], int], float]
 # name -> (sampler, scheduler, startup trials of the model-based samplers; None: Optuna's 10)
@@ -41,7 +41,7 @@ def dummy_block(tmp: Path) -> Any:
     source = tmp / "data.jsonl"
     source.write_text(json.dumps({"messages": [{"role": "user", "content": "q"},
                                               {"role": "assistant", "content": "a"}]}) + "\n")  # fmt: skip
-    data = _yaml.load(ROOT / "tuner" / "demo" / "block.yaml")
+    data = yaml_io.load(ROOT / "tuner" / "demo" / "block.yaml")
     data["runtime_info"]["input"]["training"]["model_name_or_path"] = "/models/none"
     data["runtime_info"]["input"]["conversion"]["source"] = str(source)
     return parse_block(data)
@@ -62,7 +62,7 @@ def make_trainable(objective: Objective, steps: int) -> Callable[[dict[str, Any]
     def trainable(config: dict[str, Any]) -> None:
         from ray import tune
 
-        from tuner.driver import OBJECTIVE, PROGRESS
+        from tuner.orchestrate.driver import OBJECTIVE, PROGRESS
 
         value = float("nan")
         for fidelity in range(1, steps + 1):
@@ -76,7 +76,7 @@ def make_trainable(objective: Objective, steps: int) -> Callable[[dict[str, Any]
 
 def run_study(objective: Objective, params: dict[str, Param], strategy: str, seed: int, trials: int,
               steps: int, concurrency: int = 2) -> Run:  # fmt: skip
-    from tuner import driver
+    from tuner.orchestrate import driver
 
     sampler_name, scheduler, startup = STRATEGIES[strategy]
     with tempfile.TemporaryDirectory() as tmp_name:

@@ -30,12 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
 
-from tuner import _yaml  # noqa: E402
-from tuner.block import load_block  # noqa: E402
+from tuner.config import yaml_io  # noqa: E402
+from tuner.config.block import load_block  # noqa: E402
 from tuner.demo import build_demo  # noqa: E402
-from tuner.launch import LaunchSpec, child_env, free_port  # noqa: E402
-from tuner.trial import TrialRequest, prepare  # noqa: E402
-from tuner.workspace import trial_paths  # noqa: E402
+from tuner.trial.launch import LaunchSpec, child_env, free_port  # noqa: E402
+from tuner.trial.runner import TrialRequest, prepare  # noqa: E402
+from tuner.trial.workspace import trial_paths  # noqa: E402
 
 CONFIGS = [
     {"learning_rate": 1e-3, "num_train_epochs": 2, "max_instances": 150},
@@ -85,12 +85,12 @@ def mean_phases(split: list[dict[str, float]]) -> dict[str, float]:
 
 def bench_block(tmp: Path) -> Path:
     demo = build_demo()
-    data = _yaml.load(demo.block)
+    data = yaml_io.load(demo.block)
     data["runtime_info"]["input"]["training"]["model_name_or_path"] = str(demo.model_dir)
     data["runtime_info"]["input"]["conversion"]["source"] = str(demo.root / "data" / "trajectories.jsonl")
     data["evolving"]["tunable_params"] = TUNABLES
     path = tmp / "block.yaml"
-    path.write_text(_yaml.dumps(data))
+    path.write_text(yaml_io.dumps(data))
     return path
 
 

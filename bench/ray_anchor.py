@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import ROOT, run_study
 
-from tuner.space import Param
+from tuner.config.space import Param
 
 
 def one_second(params: dict, fidelity: int) -> float:

@@ -24,7 +24,7 @@ from pathlib import Path
 from curves import best_at, compute_to_reach
 from harness import ROOT, STRATEGIES, run_study
 
-from tuner.space import Param
+from tuner.config.space import Param
 
 HARTMANN_A = [[3.0, 10, 30], [0.1, 10, 35], [3.0, 10, 30], [0.1, 10, 35]]
 HARTMANN_P = [[0.3689, 0.1170, 0.2673], [0.4699, 0.4387, 0.7470], [0.1091, 0.8732, 0.5547], [0.0381, 0.5743, 0.8828]]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tuner import _yaml
+from tuner.config import yaml_io
 from tuner.demo import Demo, build_demo
 
 
@@ -23,7 +23,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
 
 @pytest.fixture(scope="session")
 def demo_data(demo: Demo) -> dict[str, Any]:
-    return _yaml.load(demo.block)
+    return yaml_io.load(demo.block)
 
 
 def _set(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -60,7 +60,7 @@ def make_block(tmp_path: Path, demo: Demo, demo_data: dict[str, Any]) -> Callabl
         section["conversion"]["source"] = str(demo.root / section["conversion"]["source"])
         for key, value in (changes or {}).items():
             _set(data, key, value)
-        path.write_text(_yaml.dumps(data), encoding="utf-8")
+        path.write_text(yaml_io.dumps(data), encoding="utf-8")
         return path
 
     return make

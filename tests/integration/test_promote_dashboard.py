@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.conftest import FAST_TUNABLES, run_tune
-from tuner import _yaml
-from tuner.block import load_block
-from tuner.trial import preview
+from tuner.config import yaml_io
+from tuner.config.block import load_block
+from tuner.trial.runner import preview
 
 TUNE = str(Path(sys.executable).with_name("tune"))
 
@@ -54,13 +54,13 @@ def chromium() -> str:
 def live_study(tmp_path_factory, demo):
     """A real study, with the dashboard polled while it runs."""
     root = tmp_path_factory.mktemp("study")
-    data = _yaml.load(demo.block)
+    data = yaml_io.load(demo.block)
     section = data["runtime_info"]["input"]
     section["training"]["model_name_or_path"] = str(demo.model_dir)
     section["conversion"]["source"] = str(demo.root / section["conversion"]["source"])
     data["evolving"]["tunable_params"] = FAST_TUNABLES
     block = root / "block.yaml"
-    block.write_text("# my production block\n" + _yaml.dumps(data))
+    block.write_text("# my production block\n" + yaml_io.dumps(data))
     url, trials_dir = f"sqlite:///{root / 'tuner.db'}", root / "trials"
     driver = subprocess.Popen([TUNE, "start", "--config", str(block), "--budget", "2", "--study", "live",
                                "--storage", url, "--trials-dir", str(trials_dir), "--scheduler", "none"],
@@ -145,8 +145,8 @@ def test_promote_the_best_trial(live_study, tmp_path):
     assert promoted.provenance["value"] == pytest.approx(best.value) and "storage" in promoted.provenance
     assert "@@" in done.stdout  # the diff was printed
     # The exact YAML the trial ran sits beside it; rendering the promoted block reproduces its keys.
-    ran = _yaml.load(target.with_name("prod.llamafactory.yaml"))
-    assert ran == _yaml.load(Path(best.user_attrs["trial_dir"]) / "llamafactory.yaml")
+    ran = yaml_io.load(target.with_name("prod.llamafactory.yaml"))
+    assert ran == yaml_io.load(Path(best.user_attrs["trial_dir"]) / "llamafactory.yaml")
     rendered = preview(promoted, {}, tmp_path / "trials").args
     paths = {"output_dir", "dataset_dir", "deepspeed", "run_name", "tokenized_path"}
     assert {k: v for k, v in rendered.items() if k not in paths} == {k: v for k, v in ran.items() if k not in paths}

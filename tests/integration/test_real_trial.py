@@ -7,9 +7,9 @@ import json
 import pytest
 
 from tests.integration.conftest import processes_mentioning
-from tuner.block import load_block
-from tuner.trial import TrialRequest, run_trial
-from tuner.workspace import trial_paths
+from tuner.config.block import load_block
+from tuner.trial.runner import TrialRequest, run_trial
+from tuner.trial.workspace import trial_paths
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ import optuna
 import pytest
 
 from tests.integration.conftest import FAST_TUNABLES, processes_mentioning, run_tune
-from tuner.block import load_block
-from tuner.trial import TrialRequest, run_trial
-from tuner.workspace import trial_paths
+from tuner.config.block import load_block
+from tuner.trial.runner import TrialRequest, run_trial
+from tuner.trial.workspace import trial_paths
 
 TUNE = str(Path(sys.executable).with_name("tune"))
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import optuna
 
 from tests.integration.conftest import processes_mentioning, run_tune
-from tuner._yaml import load as _yaml_load
-from tuner.block import load_block
-from tuner.space import build_space
+from tuner.config.block import load_block
+from tuner.config.space import build_space
+from tuner.config.yaml_io import load as _yaml_load
 
 
 def _study(url: str, name: str) -> optuna.Study:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tuner.block import load_block
+from tuner.config.block import load_block
+from tuner.config.overrides import apply_params, parse_sets, targets_for
+from tuner.config.space import build_space
 from tuner.errors import ConfigError, SpaceError
-from tuner.overrides import apply_params, parse_sets, targets_for
-from tuner.space import build_space
 
 T = "runtime_info.input.training"
 C = "runtime_info.input.conversion"

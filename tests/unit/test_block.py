@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from tuner import _yaml
-from tuner.block import load_block, parse_block
+from tuner.config import yaml_io
+from tuner.config.block import load_block, parse_block
 
 
 def test_yaml_reads_exponent_numbers_as_floats():
-    data = _yaml.loads("a: 1e-5\nb: 1.0e-4\nc: 2E3\nd: .5\ne: 'x1e5'\nf: 3\ng: -1e-3\n")
+    data = yaml_io.loads("a: 1e-5\nb: 1.0e-4\nc: 2E3\nd: .5\ne: 'x1e5'\nf: 3\ng: -1e-3\n")
     assert data == {"a": 1e-5, "b": 1e-4, "c": 2000.0, "d": 0.5, "e": "x1e5", "f": 3, "g": -1e-3}
     assert all(isinstance(data[k], float) for k in "abcdg")
 
@@ -37,7 +37,7 @@ def test_relative_paths_resolve_against_the_block_folder(tmp_path, demo, monkeyp
     assert block.training.model_name_or_path == str(demo.model_dir)
     assert block.conversion.source == demo.root / "data" / "trajectories.jsonl"
     # a hub id stays untouched
-    data = _yaml.load(demo.block)
+    data = yaml_io.load(demo.block)
     data["runtime_info"]["input"]["training"]["model_name_or_path"] = "Qwen/Qwen3-8B"
     assert parse_block(data, base_dir=demo.root).training.model_name_or_path == "Qwen/Qwen3-8B"
 

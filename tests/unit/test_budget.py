@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.budget import Budget, Ledger, parse_budget
 from tuner.errors import ConfigError
+from tuner.study.budget import Budget, Ledger, parse_budget
 
 
 @pytest.mark.parametrize(

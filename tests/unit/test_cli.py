@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tuner import _yaml
+from tuner.config import yaml_io
 
 TUNE = str(Path(sys.executable).with_name("tune"))
 
@@ -49,7 +49,7 @@ def test_render_prints_the_trial_yaml(make_block, tmp_path):
     done = _tune("render", "--config", str(make_block()), "--set", "learning_rate=2e-4", "--set", "max_instances=150",
                  "--trials-dir", str(tmp_path / "trials"))
     assert done.returncode == 0, done.stderr
-    args = _yaml.loads(done.stdout)
+    args = yaml_io.loads(done.stdout)
     assert args["learning_rate"] == 2e-4 and args["output_dir"].startswith(str(tmp_path / "trials"))
 
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from tuner._thinking_templates import THINKING_TEMPLATES
-from tuner.block import Conversion
-from tuner.dataset import prepare_dataset
+from tuner.config.block import Conversion
+from tuner.config.thinking_templates import THINKING_TEMPLATES
 from tuner.errors import DataError
+from tuner.trial.dataset import prepare_dataset
 
 
 def _rows(path: Path) -> list[dict]:

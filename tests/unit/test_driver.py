@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tuner.driver import OBJECTIVE, PROGRESS, BudgetStopper, StudySearcher
 from tuner.errors import StorageError
+from tuner.orchestrate.driver import OBJECTIVE, PROGRESS, BudgetStopper, StudySearcher
 
 
 class FakeSession:

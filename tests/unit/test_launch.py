@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from tuner.launch import LaunchSpec, TrialProcess, child_env, group_alive
+from tuner.trial.launch import LaunchSpec, TrialProcess, child_env, group_alive
 
 SPAWNER = """
 import subprocess, sys, time
@@ -99,7 +99,7 @@ def test_guard_kills_the_trial_when_its_launcher_dies(tmp_path):
     pid_file = tmp_path / "grandchild.pid"
     launcher = subprocess.Popen([sys.executable, "-c", (
         "import os, subprocess, sys, time\n"
-        f"subprocess.Popen([sys.executable, '-m', 'tuner._guard', str(os.getpid()), '--', sys.executable, {str(script)!r}, {str(pid_file)!r}, 'x'], start_new_session=True)\n"
+        f"subprocess.Popen([sys.executable, '-m', 'tuner.trial.guard', str(os.getpid()), '--', sys.executable, {str(script)!r}, {str(pid_file)!r}, 'x'], start_new_session=True)\n"
         "time.sleep(600)\n")])
     deadline = time.monotonic() + 20
     while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
@@ -118,13 +118,13 @@ def test_stop_recorded_finds_the_trial_even_when_its_guard_was_killed(tmp_path):
     """Ray (or anyone) may SIGKILL the guard; the driver still finds the trial by its session."""
     import signal
 
-    from tuner.launch import stop_recorded
+    from tuner.trial.launch import stop_recorded
 
     script = tmp_path / "spawner.py"
     script.write_text(SPAWNER)
     pid_file = tmp_path / "grandchild.pid"
     spec = LaunchSpec(tmp_path / "x.yaml", tmp_path / "train.log", pid_path=tmp_path / "trial.pid")
-    guard_argv = [sys.executable, "-m", "tuner._guard", str(os.getpid()), "--", sys.executable, str(script),
+    guard_argv = [sys.executable, "-m", "tuner.trial.guard", str(os.getpid()), "--", sys.executable, str(script),
                   str(pid_file), "x"]
     proc = TrialProcess(spec, argv=guard_argv).start()
     deadline = time.monotonic() + 20
@@ -140,7 +140,7 @@ def test_stop_recorded_finds_the_trial_even_when_its_guard_was_killed(tmp_path):
 
 
 def test_trial_runs_what_llamafactory_cli_runs_without_the_cli_process(tmp_path):
-    from tuner.launch import launcher_path, train_argv
+    from tuner.trial.launch import launcher_path, train_argv
 
     spec = LaunchSpec(tmp_path / "trial.yaml", tmp_path / "train.log", nproc=2)
     argv = train_argv(spec, 29555)

@@ -10,8 +10,8 @@ import pytest
 
 from tests.storage import BACKENDS, storage_url, unique_name
 from tuner.errors import ConfigError
-from tuner.lease import PREFIX, Lease, StudyBusy, live_drivers
-from tuner.study import StudyStore
+from tuner.study.lease import PREFIX, Lease, StudyBusy, live_drivers
+from tuner.study.store import StudyStore
 
 
 @pytest.fixture(params=BACKENDS)

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from tuner.block import load_block
-from tuner.preflight import run_preflight
+from tuner.config.block import load_block
+from tuner.config.preflight import run_preflight
 
 T = "runtime_info.input.training"
 

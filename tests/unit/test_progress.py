@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import math
 
-from tuner.progress import DivergenceGuard, LogFollower, LogRecord, final_metrics, parse_record
+from tuner.trial.progress import DivergenceGuard, LogFollower, LogRecord, final_metrics, parse_record
 
 
 def test_follower_reads_only_complete_new_lines(tmp_path):

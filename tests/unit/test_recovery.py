@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
-from tuner.block import load_block
-from tuner.budget import Budget, Ledger
-from tuner.disk import keepers, prune_weights
-from tuner.recovery import latest_checkpoint, recover
-from tuner.session import StudySession
-from tuner.space import build_space
-from tuner.study import StudyStore
-from tuner.trial import classify, scrub_secrets
+from tuner.config.block import load_block
+from tuner.config.space import build_space
+from tuner.study.budget import Budget, Ledger
+from tuner.study.disk import keepers, prune_weights
+from tuner.study.recovery import latest_checkpoint, recover
+from tuner.study.session import StudySession
+from tuner.study.store import StudyStore
+from tuner.trial.runner import classify, scrub_secrets
 
 
 def _session(make_block, tmp_path, changes=None, **kw):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tuner import _deepspeed, _yaml
-from tuner._lf_args import parse_with_llamafactory
-from tuner.block import load_block
-from tuner.trial import TrialRequest, plan, prepare
-from tuner.workspace import trial_paths
+from tuner.config import deepspeed_configs, yaml_io
+from tuner.config._lf_args import parse_with_llamafactory
+from tuner.config.block import load_block
+from tuner.trial.runner import TrialRequest, plan, prepare
+from tuner.trial.workspace import trial_paths
 
 GOLDEN = Path(__file__).parent / "golden"
 PARAMS = {"learning_rate": 1.0e-4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
@@ -100,7 +100,7 @@ def test_every_rendered_yaml_passes_llamafactory_parser(make_block, tmp_path, ch
     paths.root.mkdir(parents=True)
     if rendered.ds_config is not None:  # the parser reads the DeepSpeed file
         paths.ds_config.write_text(json.dumps(rendered.ds_config))
-    args = _yaml.loads(rendered.yaml_text)  # exactly what the trial would read
+    args = yaml_io.loads(rendered.yaml_text)  # exactly what the trial would read
     _, data_args, training_args, finetuning_args, _ = parse_with_llamafactory(args)
     assert training_args.learning_rate == pytest.approx(args["learning_rate"])
     assert training_args.output_dir == str(paths.output_dir)
@@ -113,14 +113,14 @@ def test_llamafactory_parser_rejects_unknown_key():
 
 
 def test_stock_deepspeed_name_resolves_and_a_real_file_wins(tmp_path):
-    assert _deepspeed.zero_stage(_deepspeed.resolve("ds_z3_config.json", "b.yaml")) == 3
+    assert deepspeed_configs.zero_stage(deepspeed_configs.resolve("ds_z3_config.json", "b.yaml")) == 3
     own = tmp_path / "ds_z3_config.json"
     own.write_text(json.dumps({"zero_optimization": {"stage": 2}}))
-    assert _deepspeed.zero_stage(_deepspeed.resolve(str(own), "b.yaml")) == 2
+    assert deepspeed_configs.zero_stage(deepspeed_configs.resolve(str(own), "b.yaml")) == 2
 
 
 def test_tokenized_copy_is_shared_only_between_identical_tokenizations(make_block, tmp_path):
-    from tuner.trial import tokenized_cache
+    from tuner.trial.runner import tokenized_cache
 
     base = load_block(make_block())
     paths = trial_paths(tmp_path / "trials", "s", 0)

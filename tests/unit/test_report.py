@@ -7,8 +7,8 @@ import re
 import pytest
 from optuna.distributions import FloatDistribution, IntDistribution
 
-from tuner.report import write_report
-from tuner.study import StudyStore
+from tuner.outputs.report import write_report
+from tuner.study.store import StudyStore
 
 DIST = {"learning_rate": FloatDistribution(1e-5, 1e-3, log=True), "num_train_epochs": IntDistribution(1, 3)}
 

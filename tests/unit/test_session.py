@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from tuner.block import load_block
-from tuner.budget import Budget, Ledger
-from tuner.session import StudySession
-from tuner.space import build_space
-from tuner.study import StudyStore
+from tuner.config.block import load_block
+from tuner.config.space import build_space
+from tuner.study.budget import Budget, Ledger
+from tuner.study.session import StudySession
+from tuner.study.store import StudyStore
 
 
 class Clock:

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-from tuner.block import load_block
-from tuner.space import DEFAULT_SPACE, build_space, load_space_file
+from tuner.config.block import load_block
+from tuner.config.space import DEFAULT_SPACE, build_space, load_space_file
 
 
 def test_default_space_file_matches_the_design():

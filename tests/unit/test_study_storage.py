@@ -6,7 +6,8 @@ import pytest
 
 from tests.storage import BACKENDS, storage_url, unique_name
 from tuner.errors import ConfigError, StorageError
-from tuner.study import StudyStore, redact, study_names
+from tuner.redact import redact_url
+from tuner.study.store import StudyStore, study_names
 
 
 @pytest.fixture(params=BACKENDS)
@@ -75,15 +76,15 @@ def test_unreachable_database_names_url_without_password():
 
 
 def test_redact():
-    assert redact("postgresql+psycopg://u:pw@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
-    assert redact("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
+    assert redact_url("postgresql+psycopg://u:pw@h:5432/db") == "postgresql+psycopg://u:***@h:5432/db"
+    assert redact_url("sqlite:////tmp/x.db") == "sqlite:////tmp/x.db"
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "gp", "random", "grid", "cmaes"])
 def test_every_sampler_proposes_points_inside_the_space(make_block, tmp_path, sampler):
-    from tuner.block import load_block
-    from tuner.space import build_space
-    from tuner.study import make_sampler
+    from tuner.config.block import load_block
+    from tuner.config.space import build_space
+    from tuner.study.store import make_sampler
 
     space = build_space(load_block(make_block()))
     store = StudyStore.open(f"sqlite:///{tmp_path / 's.db'}", "s", sampler=make_sampler(sampler, 3, space))
@@ -94,19 +95,19 @@ def test_every_sampler_proposes_points_inside_the_space(make_block, tmp_path, sa
 
 
 def test_unknown_sampler_is_a_user_error(make_block):
-    from tuner.block import load_block
-    from tuner.space import build_space
-    from tuner.study import make_sampler
+    from tuner.config.block import load_block
+    from tuner.config.space import build_space
+    from tuner.study.store import make_sampler
 
     with pytest.raises(ConfigError, match="--sampler"):
         make_sampler("bayes", 0, build_space(load_block(make_block())))
 
 
 def test_startup_trials_default_to_a_quarter_of_a_trial_budget(make_block):
-    from tuner.block import load_block
-    from tuner.budget import Budget
-    from tuner.space import build_space
-    from tuner.study import default_startup_trials, make_sampler
+    from tuner.config.block import load_block
+    from tuner.config.space import build_space
+    from tuner.study.budget import Budget
+    from tuner.study.store import default_startup_trials, make_sampler
 
     assert [default_startup_trials(Budget("trials", n)) for n in (4, 12, 20, 40, 400)] == [3, 3, 5, 10, 10]
     assert default_startup_trials(Budget("wall", 3600)) == 10

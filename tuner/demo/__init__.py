@@ -12,8 +12,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner import _yaml
-from tuner.workspace import cache_root
+from tuner.config import yaml_io
+from tuner.files import cache_root
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +72,11 @@ def _build(demo: Demo) -> None:
     _model.build_model(demo.model_dir, vocab, SEED)
 
     shutil.copyfile(_TEMPLATE, demo.block)
-    reasoning = _yaml.load(_TEMPLATE)
+    reasoning = yaml_io.load(_TEMPLATE)
     training = reasoning["runtime_info"]["input"]["training"]
     conversion = reasoning["runtime_info"]["input"]["conversion"]
     training["template"] = "qwen3"
     conversion["source"] = "data/trajectories_reasoning.jsonl"
     conversion["data_name"] = "demo_sft_reasoning"
     header = "# The embedded demo with chain of thought: template qwen3 keeps reasoning_content.\n"
-    demo.reasoning_block.write_text(header + _yaml.dumps(reasoning), encoding="utf-8")
+    demo.reasoning_block.write_text(header + yaml_io.dumps(reasoning), encoding="utf-8")

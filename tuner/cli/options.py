@@ -1,0 +1,94 @@
+"""Shared pieces of the `tune` commands: consoles, option types, logging, loading a block."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from tuner.config.block import Block
+
+out = Console()
+err = Console(stderr=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Block config (config.yaml). Default: the embedded demo."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a parameter: key=value (repeatable), e.g. learning_rate=1.0e-4."),
+]
+SpaceOpt = Annotated[
+    Path | None, typer.Option("--space", help="Search space file. Default: search_spaces/sft_full.yaml.")
+]
+TrialsDirOpt = Annotated[
+    Path, typer.Option("--trials-dir", envvar="TUNER_TRIALS_DIR", help="Root of the trial workspaces.")
+]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what tuner does.")]
+
+
+StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name. Default: <data_name>-<date-time>.")]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", envvar="TUNER_STORAGE",
+                 help="SQLAlchemy URL of the studies. Default: sqlite:///<trials-dir>/tuner.db."),
+]
+SamplerOpt = Annotated[str, typer.Option("--sampler", help="tpe (seeded), gp, random, grid or cmaes.")]
+SchedulerOpt = Annotated[str, typer.Option("--scheduler", help="asha (stop bad trials early) or none.")]
+GpusOpt = Annotated[int, typer.Option("--gpus-per-trial", help="GPUs per trial; 0 on CPU (1 process).")]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--max-concurrent", help="Trials at once. Default: GPUs / GPUs per trial (1 on CPU).")
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option("--address", envvar="TUNER_RAY_ADDRESS", help="Ray cluster (HOST:PORT or auto); default: local."),
+]
+
+
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option("--trial-timeout", help="Stop a trial that prints nothing and logs no step for this many seconds."),
+]
+RetriesOpt = Annotated[
+    int, typer.Option("--retries", help="Re-run a crashed or hung trial up to N times (never an OOM).")
+]
+KeepBestOpt = Annotated[
+    int, typer.Option("--keep-best", help="Keep the weights of the best K trials (and pinned ones); delete the rest.")
+]
+AllowChangesOpt = Annotated[
+    bool, typer.Option("--allow-changes", help="Resume even though the block or search space changed.")
+]
+
+
+JoinOpt = Annotated[
+    bool, typer.Option("--join", help="Run next to the study's live drivers (PostgreSQL) and share its budget.")
+]
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Optuna announces every study and trial at INFO; the live view already shows them.
+    logging.getLogger("optuna").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def load_block_or_demo(config: Path | None) -> Block:
+    from tuner.config.block import load_block
+
+    if config is not None:
+        return load_block(config)
+    from tuner.demo import build_demo
+
+    with err.status("Building the embedded demo (first use only)..."):
+        demo = build_demo()
+    err.print(f"[dim]Using the embedded demo block: {demo.block}[/dim]")
+    return load_block(demo.block)

@@ -1,0 +1,196 @@
+"""Terminal output of the CLI (rich): findings, live trial progress, a trial's result."""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tuner.config.preflight import Finding
+from tuner.redact import redact_url
+from tuner.trial.progress import LogRecord
+from tuner.trial.runner import TrialResult
+from tuner.trial.workspace import TrialPaths
+
+_STYLE = {"error": "bold red", "warning": "yellow", "note": "dim"}
+
+
+def print_findings(console: Console, file: str, findings: list[Finding], *, quiet: bool = False) -> None:
+    """All findings as a table; with quiet, notes are left out and nothing prints when clean."""
+    shown = [f for f in findings if not (quiet and f.severity == "note")]
+    if not shown:
+        if not quiet:
+            console.print(f"[green]OK[/green] {escape(file)}: no problems found")
+        return
+    table = Table(title=f"Preflight of {file}", title_justify="left", show_lines=True)
+    for column in ("severity", "key", "problem", "fix"):
+        table.add_column(column, overflow="fold")
+    for f in shown:
+        table.add_row(f"[{_STYLE[f.severity]}]{f.severity}[/]", escape(f.key), escape(f.message), escape(f.fix))
+    console.print(table)
+    errors = sum(f.severity == "error" for f in findings)
+    warnings = sum(f.severity == "warning" for f in findings)
+    console.print(f"{errors} error(s), {warnings} warning(s)")
+
+
+class TrialProgress:
+    """Live bar for one trial: steps, latest loss and eval metric; start-up shown as a spinner."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} steps"),
+            TextColumn("{task.fields[metrics]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._task = self._progress.add_task("starting (imports, tokenization)", total=None, metrics="")
+        self._loss: float | None = None
+        self._eval: str = ""
+        self._started = time.monotonic()
+
+    def __enter__(self) -> TrialProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._progress.__exit__(kind, exc, tb)
+
+    def update(self, record: LogRecord) -> None:
+        if record.loss is not None:
+            self._loss = record.loss
+        if record.eval_metrics:
+            self._eval = "  ".join(f"{k} {v:.4f}" for k, v in record.eval_metrics.items())
+        loss = f"loss {self._loss:.4f}  " if self._loss is not None else ""
+        self._progress.update(
+            self._task, description="training", completed=record.step,
+            total=record.total_steps or None, metrics=loss + self._eval,
+        )  # fmt: skip
+
+
+def print_result(console: Console, result: TrialResult, paths: TrialPaths) -> None:
+    table = Table(show_header=False, box=None)
+    style = "green" if result.ok else "bold red"
+    table.add_row("exit", f"[{style}]{result.exit_class}[/]" + (f": {escape(result.reason)}" if result.reason else ""))
+    if result.value is not None:
+        table.add_row(result.metric, f"{result.value:.6f}")
+    table.add_row("steps", f"{result.steps}/{result.total_steps}")
+    table.add_row("train samples", str(result.n_train))
+    table.add_row("global batch", str(result.global_batch_size))
+    startup = f" (start-up {result.startup_s:.1f} s)" if result.startup_s is not None else ""
+    table.add_row("wall time", f"{result.wall_s:.1f} s{startup}")
+    table.add_row("workspace", str(paths.root))
+    table.add_row("log", str(paths.train_log))
+    console.print(table)
+    if result.log_tail:
+        console.print("[dim]last lines of train.log:[/dim]")
+        console.print(escape("\n".join(result.log_tail[-15:])), highlight=False)
+
+
+def _spent_text(attrs: dict[str, Any]) -> str:
+    from tuner.study.budget import Budget
+
+    spent, budget = attrs.get("spent") or {}, attrs.get("budget")
+    if not budget:
+        return "-"
+    b = Budget.from_dict(budget)
+    if b.kind == "trials":
+        used = f"{spent.get('finished_trials', 0)}"
+    elif b.kind == "wall":
+        used = f"{spent.get('wall_s', 0) / 60:.1f}m"
+    else:
+        used = f"{spent.get('gpu_s', 0) / 3600:.2f}gpu-h"
+    return f"{used} of {b.describe()}"
+
+
+def print_studies(console: Console, url: str) -> None:
+    from tuner.outputs.summary import state_counts
+    from tuner.study.store import StudyStore, study_names
+
+    names = study_names(url)
+    if not names:
+        console.print(f"No studies in {escape(redact_url(url))}. Start one with `tune start --budget 4`.")
+        return
+    table = Table(title=f"Studies in {redact_url(url)}", title_justify="left")
+    for column in ("study", "complete", "running", "pruned", "failed", "best", "budget spent", "disk"):
+        table.add_column(column)
+    for name in names:
+        store = StudyStore.open(url, name, create=False)
+        trials = store.trials()
+        counts = state_counts(trials)
+        best = store.best()
+        table.add_row(escape(name), *(str(counts[k]) for k in ("complete", "running", "pruned", "failed")),
+                      f"{best.value:.4f} (#{best.number})" if best else "-", _spent_text(store.attrs()),
+                      _disk_text(trials))  # fmt: skip
+    console.print(table)
+
+
+def _disk_text(trials: list[Any]) -> str:
+    from pathlib import Path
+
+    from tuner.study.disk import human, size_of
+
+    dirs = {Path(t.user_attrs["trial_dir"]) for t in trials if t.user_attrs.get("trial_dir")}
+    return human(sum(size_of(d) for d in dirs if d.exists()))
+
+
+def print_study(console: Console, url: str, name: str) -> None:
+    from tuner.cli.live import summary_table
+    from tuner.outputs.summary import format_params
+    from tuner.study.store import StudyStore
+
+    store = StudyStore.open(url, name, create=False)
+    attrs = store.attrs()
+    metric = attrs.get("metric", "value")
+    trials = store.trials()
+    console.print(summary_table(trials, metric))
+    reasons = [(t.number, t.user_attrs["reason"]) for t in trials
+               if t.user_attrs.get("reason") and t.state.name != "COMPLETE"]  # fmt: skip
+    for number, reason in reasons:
+        console.print(f"  #{number}: {escape(str(reason))}", highlight=False)
+    best = store.best()
+    pinned = [t.number for t in trials if t.user_attrs.get("pinned")]
+    console.print(f"budget: {_spent_text(attrs)}; disk: {_disk_text(trials)}"
+                  + (f" (pinned: {pinned})" if pinned else "")
+                  + f"; sampler {attrs.get('sampler', '-')}, scheduler {attrs.get('scheduler', '-')}; "
+                  f"storage {escape(redact_url(url))}")  # fmt: skip
+    for p in attrs.get("promotions", []):
+        console.print(f"promoted: trial #{p['trial']} -> {escape(p['path'])} by {escape(p['by'])} at {p['at']}")
+    if best is not None:
+        console.print(f"[bold]best[/bold]: trial #{best.number} {metric}={best.value:.6f}  "
+                      f"{escape(format_params(best.params))}  ({escape(str(best.user_attrs.get('trial_dir', '')))})")
+
+
+def print_study_end(console: Console, session: Any) -> None:
+    url, name = session.store.url, session.store.name
+    print_study(console, url, name)
+    console.print("\nNext:")
+    console.print(f"  tune status {name} --storage '{escape(redact_url(url))}'    # this table again", highlight=False)
+    console.print(f"  optuna-dashboard '{escape(redact_url(url))}'    # plots in the browser", highlight=False)
+
+
+def print_study_start(console: Console, prepared: Any) -> None:
+    s = prepared.session
+    where = escape(redact_url(s.store.url))
+    if prepared.took_over:
+        console.print(f"[yellow]Took over[/yellow] from a driver that stopped sending heartbeats "
+                      f"({escape(str(prepared.took_over.get('host')))} pid {prepared.took_over.get('pid')}).")
+    recovered = prepared.recovered
+    if recovered and (recovered.interrupted or recovered.requeued):
+        if recovered.interrupted:
+            console.print(f"Trials left running by a dead driver, now FAIL interrupted: {recovered.interrupted}")
+        for number, checkpoint in recovered.requeued.items():
+            how = f"continuing from {escape(checkpoint)}" if checkpoint else "from the start"
+            console.print(f"  trial #{number} will run again, {how}")
+    verb = "Resuming" if prepared.resumed else "Starting"
+    console.print(f"{verb} study [bold]{escape(s.store.name)}[/bold] in {where}; budget {prepared.budget.describe()}"
+                  f"; trials in {s.trials_dir / s.store.name}")

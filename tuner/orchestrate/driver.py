@@ -1,0 +1,258 @@
+"""Ray Tune wiring: the only module that imports Ray Tune.
+
+A `Tuner` whose searcher asks the Optuna study (through `StudySession`), whose trainable runs
+`trial.run_trial` in a Ray worker, whose scheduler is ASHA on the intermediate eval metric, and
+whose stopper ends the study when its time or GPU-hour budget runs out. Ray's own console output is
+off unless `verbose`; the live view (`live.py`) shows progress instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.search import Searcher
+
+from tuner.config.block import Block
+from tuner.errors import StorageError
+from tuner.files import write_json_atomic
+from tuner.study.session import StudySession
+from tuner.trial.runner import TrialRequest, run_name, run_trial
+from tuner.trial.workspace import TrialPaths
+
+log = logging.getLogger(__name__)
+
+OBJECTIVE = "objective"  # Ray result key of the study's metric
+PROGRESS = "samples"  # Ray result key of training progress (samples seen): ASHA's time axis
+
+
+@dataclass(frozen=True)
+class RayPlan:
+    """Everything driver needs beyond the session: resources, scheduler, concurrency."""
+
+    study: str
+    trials_dir: Path
+    scheduler: str  # asha | none
+    gpus_per_trial: int
+    nproc_per_trial: int
+    max_concurrent: int
+    max_samples: int  # largest samples-seen any trial of the space can reach (ASHA's max_t)
+    mode: str  # min | max
+    address: str | None = None
+    verbose: bool = False
+    timeout_s: float | None = None
+    reuse_actors: bool = False  # LLaMA-Factory trials want fresh workers; cheap Python objectives do not
+
+
+def _trainable(config: dict[str, Any], block: Block, targets: dict[str, str], nproc: int,
+               study: str, metric: str, timeout_s: float | None) -> None:  # fmt: skip
+    """Runs in a Ray worker: one trial, reporting each intermediate eval, then a final result."""
+    number, gbs = config["number"], config["global_batch_size"]
+    paths = TrialPaths(Path(config["trial_dir"]))
+    gpu_ids = tuple(str(g) for g in ray.get_gpu_ids())
+    # Where Ray placed the trial; the driver records it in the study when the trial ends.
+    write_json_atomic(paths.placement, {"ray_node_id": ray.get_runtime_context().get_node_id(),
+                                        "host": socket.gethostname(), "gpu_ids": list(gpu_ids)})  # fmt: skip
+    request = TrialRequest(
+        block, config["params"], paths, targets=targets, nproc=nproc, gpu_ids=gpu_ids,
+        run_name=run_name(study, number), group=study, timeout_s=timeout_s, resume_from=config.get("resume_from"),
+    )  # fmt: skip
+
+    def on_record(record: Any) -> None:
+        value = (record.eval_metrics or {}).get(metric)
+        if value is not None and math.isfinite(value):
+            tune.report({OBJECTIVE: value, PROGRESS: record.step * gbs, "step": record.step,
+                         "total_steps": record.total_steps})  # fmt: skip
+
+    result = run_trial(request, on_record=on_record)
+    final = {"final": True, "exit_class": result.exit_class, "reason": result.reason, "value": result.value,
+             PROGRESS: result.steps * gbs, "wall_s": result.wall_s}  # fmt: skip
+    if result.value is not None:
+        final[OBJECTIVE] = result.value
+    tune.report(final)
+
+
+class _Unpicklable:
+    """Ray pickles the Tuner's state (searcher, stopper, callbacks) for experiment restore; ours
+    hold the live session, which stays in this process. Restore goes through `tune resume`."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_live")}
+
+
+def _recording(method: Any) -> Any:
+    """A study that cannot record an outcome must stop, not lose it: Ray only logs exceptions
+    raised in a searcher, so keep the StorageError; the stopper ends the study and `run` raises it."""
+
+    @functools.wraps(method)
+    def wrapper(self: StudySearcher, *args: Any, **kwargs: Any) -> Any:
+        if self._live_session.fatal is not None:
+            return Searcher.FINISHED if method.__name__ == "suggest" else None
+        try:
+            return method(self, *args, **kwargs)
+        except StorageError as e:
+            self._live_session.fatal = e
+            return Searcher.FINISHED if method.__name__ == "suggest" else None
+
+    return wrapper
+
+
+class StudySearcher(_Unpicklable, Searcher):
+    """Ray searcher bound to the Optuna study: asks it, tells it every outcome."""
+
+    def __init__(self, session: StudySession, mode: str) -> None:
+        super().__init__(metric=OBJECTIVE, mode=mode)
+        self._live_session = session
+        self.numbers: dict[str, int] = {}
+
+    @_recording
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        session = self._live_session
+        ticket = session.next_trial()
+        if ticket is None:
+            return Searcher.FINISHED if not session.running else None
+        self.numbers[trial_id] = ticket.number
+        return {"number": ticket.number, "params": ticket.params, "trial_dir": str(ticket.paths.root),
+                "global_batch_size": ticket.global_batch_size, "resume_from": ticket.resume_from}  # fmt: skip
+
+    def save(self, checkpoint_path: str) -> None:
+        """Nothing to save: the Optuna study is the searcher's state."""
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Nothing to restore: see save."""
+
+    @_recording
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        if trial_id in self.numbers and OBJECTIVE in result and not result.get("final"):
+            self._live_session.on_eval(self.numbers[trial_id], float(result[OBJECTIVE]), int(result[PROGRESS]))
+
+    @_recording
+    def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
+        number = self.numbers.pop(trial_id, None)
+        if number is None:
+            return
+        final = result if result and result.get("final") else None
+        if result and final is None and OBJECTIVE in result and PROGRESS in result:
+            # The result that made the scheduler stop a trial goes only here, not to on_trial_result.
+            self._live_session.on_eval(number, float(result[OBJECTIVE]), int(result[PROGRESS]))
+        self._live_session.on_complete(number, final, error="the trial's Ray worker failed" if error else None)
+
+
+class BudgetStopper(_Unpicklable, tune.Stopper):
+    def __init__(self, session: StudySession) -> None:
+        self._live_session = session
+
+    def __call__(self, trial_id: str, result: dict[str, Any]) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        session = self._live_session
+        return session.fatal is not None or session.interrupted or session.budget_exhausted()
+
+
+class ViewCallback(_Unpicklable, tune.Callback):
+    def __init__(self, on_step: Any) -> None:
+        self._live_on_step = on_step
+
+    def on_step_begin(self, iteration: int, trials: list[Any], **info: Any) -> None:
+        self._live_on_step()
+
+
+def _make_scheduler(plan: RayPlan):
+
+    if plan.scheduler == "none":
+        return FIFOScheduler()
+    # max_t just above the largest trial, so ASHA never stops a trial for having finished.
+    max_t = int(plan.max_samples * 1.05) + 1
+    return ASHAScheduler(time_attr=PROGRESS, metric=OBJECTIVE, mode=plan.mode, max_t=max_t,
+                         grace_period=max(1, max_t // 9), reduction_factor=3)  # fmt: skip
+
+
+def init_ray(plan: RayPlan) -> None:
+    if ray.is_initialized():
+        return
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # keep CUDA_VISIBLE_DEVICES="" on CPU
+    # Ray SIGKILLs a dead worker's direct children: that would be a trial's guard, whose job is to
+    # end the whole trial tree (torchrun's workers included) when its worker dies. Let it.
+    os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": plan.verbose,
+                              "logging_level": logging.INFO if plan.verbose else logging.ERROR}  # fmt: skip
+    if plan.address:
+        ray.init(address=plan.address, **kwargs)
+        _warn_if_trials_dir_is_local(plan.trials_dir)
+    else:
+        logical_gpus = os.environ.get("TUNER_RAY_NUM_GPUS")  # GPUs Ray cannot detect, or logical ones in tests
+        ray.init(**kwargs, **({"num_gpus": int(logical_gpus)} if logical_gpus else {}))
+
+
+LOCAL_FILESYSTEMS = {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "zfs", "f2fs", "vfat"}
+
+
+def filesystem_type(path: Path) -> str:
+    """Type of the filesystem holding `path`, from /proc/mounts (longest matching mount point)."""
+    best, kind = "", "unknown"
+    target = str(path.resolve())
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    for line in mounts:
+        parts = line.split()
+        covers = len(parts) >= 3 and (target == parts[1] or target.startswith(parts[1].rstrip("/") + "/"))
+        if covers and len(parts[1]) > len(best):
+            best, kind = parts[1], parts[2]
+    return kind
+
+
+def _warn_if_trials_dir_is_local(trials_dir: Path) -> None:
+    """Trials on other nodes write their workspaces under --trials-dir: it must be shared storage."""
+    hosts = {node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")}
+    fs = filesystem_type(trials_dir)
+    if len(hosts) > 1 and fs in LOCAL_FILESYSTEMS:
+        log.warning("--trials-dir %s is on a local %s filesystem, but the Ray cluster spans %d hosts: "
+                    "trials on other hosts cannot write there. Use a shared filesystem (NFS, Lustre, ...) "
+                    "mounted at the same path on every node.", trials_dir, fs, len(hosts))  # fmt: skip
+
+
+def run(
+    session: StudySession, block: Block, targets: dict[str, str], plan: RayPlan, on_step: Any,
+    trainable: Any = None,
+) -> None:
+    """Run trials until the budget is spent or the space is exhausted. `trainable` replaces the
+    LLaMA-Factory trial with a Python function of the trial config (bench/ harness)."""
+    # Intermediate results carry the metric, progress-only and failed final results may not.
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    # Ray's newer console output ignores verbose=0; the classic reporter is silent at 0.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "1" if plan.verbose else "0")
+    os.environ.setdefault("TUNE_MAX_PENDING_TRIALS_PG", str(plan.max_concurrent))
+    init_ray(plan)
+    if trainable is None:
+        trainable = tune.with_parameters(
+            _trainable, block=block, targets=targets, nproc=plan.nproc_per_trial, study=plan.study,
+            metric=block.experiment.metric, timeout_s=plan.timeout_s,
+        )  # fmt: skip
+    resources = {"cpu": 1, "gpu": plan.gpus_per_trial}
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources),
+        tune_config=tune.TuneConfig(
+            search_alg=StudySearcher(session, plan.mode), scheduler=_make_scheduler(plan),
+            num_samples=-1, max_concurrent_trials=plan.max_concurrent, reuse_actors=plan.reuse_actors,
+        ),
+        run_config=tune.RunConfig(
+            name=plan.study, storage_path=str(plan.trials_dir / ".ray"), stop=BudgetStopper(session),
+            callbacks=[ViewCallback(on_step)], verbose=2 if plan.verbose else 0,
+            failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
+        ),
+    )  # fmt: skip
+    tuner.fit()
+    if session.fatal is not None:
+        raise session.fatal

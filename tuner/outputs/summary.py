@@ -1,0 +1,29 @@
+"""Short text of a study's trials for people: a trial's parameters in one line, trials by state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_params(params: dict[str, Any]) -> str:
+    short = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "bs",
+             "gradient_accumulation_steps": "accum", "max_instances": "n"}  # fmt: skip
+    parts = []
+    for key, value in params.items():
+        text = f"{value:.2e}" if isinstance(value, float) and abs(value) < 1e-2 else (
+            f"{value:.4g}" if isinstance(value, float) else str(value))  # fmt: skip
+        parts.append(f"{short.get(key, key)}={text}")
+    return " ".join(parts)
+
+
+
+def state_counts(trials: list[Any]) -> dict[str, int]:
+    counts = {"complete": 0, "running": 0, "pruned": 0, "failed": 0, "infeasible": 0}
+    for t in trials:
+        if t.user_attrs.get("exit_class") == "infeasible":
+            counts["infeasible"] += 1
+        else:
+            key = {"COMPLETE": "complete", "RUNNING": "running", "PRUNED": "pruned", "FAIL": "failed"}.get(t.state.name)
+            if key:
+                counts[key] += 1
+    return counts
