@@ -23,8 +23,9 @@ from harness import ROOT, dummy_block
 
 from tuner.config.space import build_space
 from tuner.study.budget import Budget, Ledger
+from tuner.study.samplers import make_sampler
 from tuner.study.session import StudySession
-from tuner.study.store import StudyStore, make_sampler
+from tuner.study.store import StudyStore
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -26,8 +26,9 @@ from tuner.config import yaml_io  # noqa: E402
 from tuner.config.block import parse_block  # noqa: E402
 from tuner.config.space import Param, SearchSpace  # noqa: E402
 from tuner.study.budget import Budget, Ledger  # noqa: E402
+from tuner.study.samplers import make_sampler  # noqa: E402
 from tuner.study.session import StudySession  # noqa: E402
-from tuner.study.store import StudyStore, make_sampler  # noqa: E402
+from tuner.study.store import StudyStore  # noqa: E402
 
 Objective = Callable[[dict[str, Any], int], float]
 # name -> (sampler, scheduler, startup trials of the model-based samplers; None: Optuna's 10)
@@ -62,7 +63,7 @@ def make_trainable(objective: Objective, steps: int) -> Callable[[dict[str, Any]
     def trainable(config: dict[str, Any]) -> None:
         from ray import tune
 
-        from tuner.orchestrate.driver import OBJECTIVE, PROGRESS
+        from tuner.orchestrate.plan import OBJECTIVE, PROGRESS
 
         value = float("nan")
         for fidelity in range(1, steps + 1):
@@ -77,6 +78,7 @@ def make_trainable(objective: Objective, steps: int) -> Callable[[dict[str, Any]
 def run_study(objective: Objective, params: dict[str, Param], strategy: str, seed: int, trials: int,
               steps: int, concurrency: int = 2) -> Run:  # fmt: skip
     from tuner.orchestrate import driver
+    from tuner.orchestrate.plan import RayPlan, SchedulerSettings
 
     sampler_name, scheduler, startup = STRATEGIES[strategy]
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -86,9 +88,8 @@ def run_study(objective: Objective, params: dict[str, Param], strategy: str, see
         store = StudyStore.open(f"sqlite:///{tmp / 'study.db'}", f"s-{uuid.uuid4().hex[:6]}",
                                 sampler=make_sampler(sampler_name, seed, space, startup))  # fmt: skip
         session = StudySession(store, block, space, Ledger(Budget("trials", trials)), tmp / "trials")
-        plan = driver.RayPlan(study=store.name, trials_dir=tmp / "trials", scheduler=scheduler, gpus_per_trial=0,
-                              nproc_per_trial=1, max_concurrent=concurrency, max_samples=steps, mode="min",
-                              reuse_actors=True)  # fmt: skip
+        plan = RayPlan(study=store.name, trials_dir=tmp / "trials", scheduler=SchedulerSettings.for_study(scheduler, steps),
+                       gpus_per_trial=0, max_concurrent=concurrency, mode="min", reuse_actors=True)  # fmt: skip
         started = time.perf_counter()
         driver.run(session, block, {}, plan, lambda: None, trainable=make_trainable(objective, steps))
         wall = time.perf_counter() - started

@@ -34,7 +34,7 @@ from tuner.config import yaml_io  # noqa: E402
 from tuner.config.block import load_block  # noqa: E402
 from tuner.demo import build_demo  # noqa: E402
 from tuner.trial.launch import LaunchSpec, child_env, free_port  # noqa: E402
-from tuner.trial.runner import TrialRequest, prepare  # noqa: E402
+from tuner.trial.prepare import TrialRequest, prepare  # noqa: E402
 from tuner.trial.workspace import trial_paths  # noqa: E402
 
 CONFIGS = [

@@ -17,7 +17,7 @@ import pytest
 from tests.integration.conftest import FAST_TUNABLES, run_tune
 from tuner.config import yaml_io
 from tuner.config.block import load_block
-from tuner.trial.runner import preview
+from tuner.trial.prepare import preview
 
 TUNE = str(Path(sys.executable).with_name("tune"))
 

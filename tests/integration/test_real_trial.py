@@ -8,7 +8,8 @@ import pytest
 
 from tests.integration.conftest import processes_mentioning
 from tuner.config.block import load_block
-from tuner.trial.runner import TrialRequest, run_trial
+from tuner.trial.prepare import TrialRequest
+from tuner.trial.runner import run_trial
 from tuner.trial.workspace import trial_paths
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from tests.integration.conftest import FAST_TUNABLES, processes_mentioning, run_tune
 from tuner.config.block import load_block
-from tuner.trial.runner import TrialRequest, run_trial
+from tuner.trial.prepare import TrialRequest
+from tuner.trial.runner import run_trial
 from tuner.trial.workspace import trial_paths
 
 TUNE = str(Path(sys.executable).with_name("tune"))

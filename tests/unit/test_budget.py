@@ -25,22 +25,22 @@ def test_bad_budget_says_how_to_write_one(text):
 
 def test_trial_budget_counts_running_trials():
     ledger = Ledger(Budget("trials", 3))
-    assert ledger.can_start(session_s=0, running={1: (0, 1), 2: (0, 1)}, units=1)
-    assert not ledger.can_start(session_s=0, running={1: (0, 1), 2: (0, 1), 3: (0, 1)}, units=1)
+    assert ledger.can_start(session_s=0, running={1: (0, 1), 2: (0, 1)}, processes=1)
+    assert not ledger.can_start(session_s=0, running={1: (0, 1), 2: (0, 1), 3: (0, 1)}, processes=1)
     ledger.record(10, 1)
     ledger.record(10, 1)
-    assert ledger.can_start(session_s=0, running={}, units=1)
+    assert ledger.can_start(session_s=0, running={}, processes=1)
     ledger.record(10, 1)
-    assert not ledger.can_start(session_s=0, running={}, units=1)
+    assert not ledger.can_start(session_s=0, running={}, processes=1)
     assert not ledger.exhausted(session_s=1e9, running={})  # trial budgets never cut a trial short
 
 
 def test_wall_budget_starts_no_trial_it_cannot_pay_for():
     ledger = Ledger(Budget("wall", 100))
-    assert ledger.can_start(session_s=0, running={}, units=1)  # nothing known yet: try one
+    assert ledger.can_start(session_s=0, running={}, processes=1)  # nothing known yet: try one
     ledger.record(40, 1)
-    assert ledger.can_start(session_s=50, running={}, units=1)  # 50 + 40 <= 100
-    assert not ledger.can_start(session_s=61, running={}, units=1)  # 61 + 40 > 100
+    assert ledger.can_start(session_s=50, running={}, processes=1)  # 50 + 40 <= 100
+    assert not ledger.can_start(session_s=61, running={}, processes=1)  # 61 + 40 > 100
     assert not ledger.exhausted(session_s=99, running={}) and ledger.exhausted(session_s=100, running={})
 
 
@@ -48,7 +48,7 @@ def test_gpu_budget_counts_gpu_seconds_of_running_and_finished():
     ledger = Ledger(Budget("gpu", 3600))  # 1 GPU-hour
     ledger.record(600, 2)  # 1200 GPU-s
     assert ledger.spent(session_s=0, running={7: (300, 2)}) == 1800
-    assert ledger.can_start(session_s=0, running={7: (300, 2)}, units=2)  # 1800 + 1200 <= 3600
+    assert ledger.can_start(session_s=0, running={7: (300, 2)}, processes=2)  # 1800 + 1200 <= 3600
     assert ledger.exhausted(session_s=0, running={7: (1200, 2)})
 
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from tuner.trial.runner import EXIT_CLASSES, classify
+from tuner.trial.classify import EXIT_CLASSES, classify
 
 CRASH_ERRORS = ["OSError: /nope is not a local folder", "OSError: Failed to load tokenizer."]
 CRASH_TAIL = [

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tuner.errors import StorageError
-from tuner.orchestrate.driver import OBJECTIVE, PROGRESS, BudgetStopper, StudySearcher
+from tuner.orchestrate.driver import BudgetStopper, StudySearcher
+from tuner.orchestrate.plan import OBJECTIVE, PROGRESS
 
 
 class FakeSession:

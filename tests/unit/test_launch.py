@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from tuner.trial.launch import LaunchSpec, TrialProcess, child_env, group_alive
 
 SPAWNER = """
@@ -20,14 +22,10 @@ time.sleep(600)
 
 
 def _alive(pid: int) -> bool:
+    # a zombie still answers kill(0); it holds no memory, so it counts as gone
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # a zombie still answers kill(0); it holds no memory, but check its state to be exact
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
-    except FileNotFoundError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
 
 
@@ -150,3 +148,23 @@ def test_trial_runs_what_llamafactory_cli_runs_without_the_cli_process(tmp_path)
     import llamafactory.launcher  # the script llamafactory-cli hands to torchrun is this one
 
     assert Path(llamafactory.launcher.__file__).resolve() == Path(argv[-2]).resolve()
+
+
+def test_kill_tree_kills_what_ignores_sigterm_and_leaves_the_exit_code_to_popen(tmp_path):
+    """SIGKILL after the grace; the child is not reaped by kill_tree, so Popen still sees -SIGTERM."""
+    import signal
+    import subprocess
+
+    from tuner.trial.proctree import alive, descendants, kill_tree
+
+    ready = tmp_path / "ready"
+    stubborn = f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); open({str(ready)!r}, 'w'); time.sleep(600)"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {stubborn!r}]); time.sleep(600)")])  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not ready.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (child,) = descendants(parent.pid)
+    kill_tree(parent.pid, grace_s=1)
+    assert not alive(child) and not alive(parent.pid)
+    assert parent.wait(timeout=5) == -signal.SIGTERM

@@ -12,7 +12,8 @@ from tuner.study.disk import keepers, prune_weights
 from tuner.study.recovery import latest_checkpoint, recover
 from tuner.study.session import StudySession
 from tuner.study.store import StudyStore
-from tuner.trial.runner import classify, scrub_secrets
+from tuner.trial.classify import classify
+from tuner.trial.scrub import scrub_secrets
 
 
 def _session(make_block, tmp_path, changes=None, **kw):

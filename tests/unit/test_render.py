@@ -9,7 +9,7 @@ import pytest
 from tuner.config import deepspeed_configs, yaml_io
 from tuner.config._lf_args import parse_with_llamafactory
 from tuner.config.block import load_block
-from tuner.trial.runner import TrialRequest, plan, prepare
+from tuner.trial.prepare import TrialRequest, plan, prepare
 from tuner.trial.workspace import trial_paths
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -120,7 +120,7 @@ def test_stock_deepspeed_name_resolves_and_a_real_file_wins(tmp_path):
 
 
 def test_tokenized_copy_is_shared_only_between_identical_tokenizations(make_block, tmp_path):
-    from tuner.trial.runner import tokenized_cache
+    from tuner.trial.prepare import tokenized_cache
 
     base = load_block(make_block())
     paths = trial_paths(tmp_path / "trials", "s", 0)

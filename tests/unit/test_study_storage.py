@@ -7,7 +7,8 @@ import pytest
 from tests.storage import BACKENDS, storage_url, unique_name
 from tuner.errors import ConfigError, StorageError
 from tuner.redact import redact_url
-from tuner.study.store import StudyStore, study_names
+from tuner.study.storage import study_names
+from tuner.study.store import StudyStore
 
 
 @pytest.fixture(params=BACKENDS)
@@ -84,7 +85,7 @@ def test_redact():
 def test_every_sampler_proposes_points_inside_the_space(make_block, tmp_path, sampler):
     from tuner.config.block import load_block
     from tuner.config.space import build_space
-    from tuner.study.store import make_sampler
+    from tuner.study.samplers import make_sampler
 
     space = build_space(load_block(make_block()))
     store = StudyStore.open(f"sqlite:///{tmp_path / 's.db'}", "s", sampler=make_sampler(sampler, 3, space))
@@ -97,7 +98,7 @@ def test_every_sampler_proposes_points_inside_the_space(make_block, tmp_path, sa
 def test_unknown_sampler_is_a_user_error(make_block):
     from tuner.config.block import load_block
     from tuner.config.space import build_space
-    from tuner.study.store import make_sampler
+    from tuner.study.samplers import make_sampler
 
     with pytest.raises(ConfigError, match="--sampler"):
         make_sampler("bayes", 0, build_space(load_block(make_block())))
@@ -107,7 +108,7 @@ def test_startup_trials_default_to_a_quarter_of_a_trial_budget(make_block):
     from tuner.config.block import load_block
     from tuner.config.space import build_space
     from tuner.study.budget import Budget
-    from tuner.study.store import default_startup_trials, make_sampler
+    from tuner.study.samplers import default_startup_trials, make_sampler
 
     assert [default_startup_trials(Budget("trials", n)) for n in (4, 12, 20, 40, 400)] == [3, 3, 5, 10, 10]
     assert default_startup_trials(Budget("wall", 3600)) == 10

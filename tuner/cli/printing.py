@@ -114,7 +114,8 @@ def _spent_text(attrs: dict[str, Any]) -> str:
 
 def print_studies(console: Console, url: str) -> None:
     from tuner.outputs.summary import state_counts
-    from tuner.study.store import StudyStore, study_names
+    from tuner.study.storage import study_names
+    from tuner.study.store import StudyStore
 
     names = study_names(url)
     if not names:

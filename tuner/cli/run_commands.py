@@ -36,7 +36,7 @@ from tuner.cli.options import (
 )
 
 if TYPE_CHECKING:
-    from tuner.orchestrate.start import StartOptions
+    from tuner.orchestrate.options import StartOptions
 
 
 
@@ -65,7 +65,7 @@ def render(
     import json
 
     from tuner.config.overrides import parse_sets
-    from tuner.trial.runner import preview
+    from tuner.trial.prepare import preview
 
     block = load_block_or_demo(config)
     rendered = preview(block, parse_sets(set_ or []), trials_dir)
@@ -88,7 +88,8 @@ def trial(
     from tuner.cli import printing
     from tuner.config.overrides import apply_params, parse_sets, targets_for
     from tuner.config.preflight import run_preflight
-    from tuner.trial.runner import TrialRequest, run_trial
+    from tuner.trial.prepare import TrialRequest
+    from tuner.trial.runner import run_trial
     from tuner.trial.workspace import next_free
 
     block = load_block_or_demo(config)
@@ -109,10 +110,14 @@ def trial(
 
 
 def _run(block_config: Path | None, options: StartOptions, *, must_exist: bool = False) -> None:
+    from rich.markup import escape
+
     from tuner.cli import printing
     from tuner.cli.live import LiveView
+    from tuner.cli.options import study_log
     from tuner.errors import PreflightError
-    from tuner.orchestrate.start import prepare_study, run_study
+    from tuner.orchestrate.prepare import prepare_study
+    from tuner.orchestrate.run import run_study
 
     block = load_block_or_demo(block_config) if block_config is not None or not must_exist else None
     try:
@@ -121,8 +126,6 @@ def _run(block_config: Path | None, options: StartOptions, *, must_exist: bool =
         printing.print_findings(err, block.file if block else "block", e.findings)
         raise
     session = prepared.session
-    printing.print_findings(err, session.block.file, prepared.findings, quiet=True)
-    printing.print_study_start(err, prepared)
 
     def on_signal(count: int) -> None:
         if count == 1:
@@ -131,9 +134,15 @@ def _run(block_config: Path | None, options: StartOptions, *, must_exist: bool =
         else:
             err.print("\n[red]Killing the running trials now.[/red]")
 
-    with LiveView(err, session, prepared.budget.describe()) as view:
-        run_study(prepared, view.refresh, on_signal)
-    printing.print_study_end(out, session)
+    # Library warnings (Optuna, Ray, transformers) and tuner's INFO go to the study's driver.log,
+    # not the screen; the ones raised while the study was prepared are written there first.
+    with study_log(session.trials_dir / session.store.name / "driver.log") as log_file:
+        printing.print_findings(err, session.block.file, prepared.findings, quiet=True)
+        printing.print_study_start(err, prepared)
+        err.print(f"[dim]Driver log: {escape(str(log_file))}[/dim]")
+        with LiveView(err, session, prepared.budget.describe()) as view:
+            run_study(prepared, view.refresh, on_signal)
+        printing.print_study_end(out, session)
 
 
 @app.command()
@@ -168,7 +177,7 @@ def start(
 
     With --join (PostgreSQL), a second driver runs next to the study's live drivers, sharing its budget."""
     setup_logging(verbose)
-    from tuner.orchestrate.start import StartOptions
+    from tuner.orchestrate.options import StartOptions
 
     _run(config, StartOptions(
         budget=budget, study=study, storage=storage, space=space, sampler=sampler, scheduler=scheduler,
@@ -201,7 +210,7 @@ def resume(
 
     The budget carries on from what was spent; --budget adds to it."""
     setup_logging(verbose)
-    from tuner.orchestrate.start import StartOptions
+    from tuner.orchestrate.options import StartOptions
 
     _run(config, StartOptions(
         budget=budget, study=study, storage=storage, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,

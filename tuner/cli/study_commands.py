@@ -20,7 +20,7 @@ def status(
 ) -> None:
     """Show the studies in a storage, or one study's trials, as tables."""
     from tuner.cli import printing
-    from tuner.study.store import default_storage
+    from tuner.study.storage import default_storage
 
     url = storage or default_storage(trials_dir)
     if study is None:
@@ -38,7 +38,8 @@ def pin(
     unpin: Annotated[bool, typer.Option("--unpin", help="Remove the pin instead.")] = False,
 ) -> None:
     """Keep a trial's weights and checkpoints, whatever --keep-best says."""
-    from tuner.study.store import StudyStore, default_storage
+    from tuner.study.storage import default_storage
+    from tuner.study.store import StudyStore
 
     store = StudyStore.open(storage or default_storage(trials_dir), study, create=False)
     if trial not in {t.number for t in store.trials()}:
@@ -61,7 +62,8 @@ def promote(
 ) -> None:
     """Write the best trial as a production block config (plus the exact LLaMA-Factory YAML it ran)."""
     from tuner.outputs.promote import promote as run_promote
-    from tuner.study.store import StudyStore, default_storage
+    from tuner.study.storage import default_storage
+    from tuner.study.store import StudyStore
 
     store = StudyStore.open(storage or default_storage(trials_dir), study, create=False)
     done = run_promote(store, trial=trial, to=to, force=force)
@@ -81,7 +83,7 @@ def dashboard(
 ) -> None:
     """Serve optuna-dashboard on the study storage (read-only) until Ctrl-C."""
     from tuner.outputs.dashboard import describe, make_dashboard
-    from tuner.study.store import default_storage
+    from tuner.study.storage import default_storage
 
     url = storage or default_storage(trials_dir)
     server = make_dashboard(url, host, port)
@@ -106,7 +108,8 @@ def report(
 ) -> None:
     """Write an offline HTML page (plots + trials table) and PNGs of the main plots."""
     from tuner.outputs.report import write_report
-    from tuner.study.store import StudyStore, default_storage
+    from tuner.study.storage import default_storage
+    from tuner.study.store import StudyStore
 
     store = StudyStore.open(storage or default_storage(trials_dir), study, create=False)
     with err.status("Drawing plots..."):

@@ -13,7 +13,6 @@ import logging
 import math
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,32 +24,15 @@ from ray.tune.search import Searcher
 from tuner.config.block import Block
 from tuner.errors import StorageError
 from tuner.files import write_json_atomic
+from tuner.orchestrate.plan import OBJECTIVE, PROGRESS, RayPlan, SchedulerSettings
 from tuner.study.session import StudySession
-from tuner.trial.runner import TrialRequest, run_name, run_trial
+from tuner.trial.launch import processes_per_trial
+from tuner.trial.prepare import TrialRequest, run_name
+from tuner.trial.runner import run_trial
 from tuner.trial.workspace import TrialPaths
 
 log = logging.getLogger(__name__)
 
-OBJECTIVE = "objective"  # Ray result key of the study's metric
-PROGRESS = "samples"  # Ray result key of training progress (samples seen): ASHA's time axis
-
-
-@dataclass(frozen=True)
-class RayPlan:
-    """Everything driver needs beyond the session: resources, scheduler, concurrency."""
-
-    study: str
-    trials_dir: Path
-    scheduler: str  # asha | none
-    gpus_per_trial: int
-    nproc_per_trial: int
-    max_concurrent: int
-    max_samples: int  # largest samples-seen any trial of the space can reach (ASHA's max_t)
-    mode: str  # min | max
-    address: str | None = None
-    verbose: bool = False
-    timeout_s: float | None = None
-    reuse_actors: bool = False  # LLaMA-Factory trials want fresh workers; cheap Python objectives do not
 
 
 def _trainable(config: dict[str, Any], block: Block, targets: dict[str, str], nproc: int,
@@ -167,14 +149,11 @@ class ViewCallback(_Unpicklable, tune.Callback):
         self._live_on_step()
 
 
-def _make_scheduler(plan: RayPlan):
-
-    if plan.scheduler == "none":
+def _make_scheduler(settings: SchedulerSettings, mode: str) -> FIFOScheduler | ASHAScheduler:
+    if settings.kind == "none":
         return FIFOScheduler()
-    # max_t just above the largest trial, so ASHA never stops a trial for having finished.
-    max_t = int(plan.max_samples * 1.05) + 1
-    return ASHAScheduler(time_attr=PROGRESS, metric=OBJECTIVE, mode=plan.mode, max_t=max_t,
-                         grace_period=max(1, max_t // 9), reduction_factor=3)  # fmt: skip
+    return ASHAScheduler(time_attr=PROGRESS, metric=OBJECTIVE, mode=mode, max_t=settings.max_t,
+                         grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)  # fmt: skip
 
 
 def init_ray(plan: RayPlan) -> None:
@@ -237,14 +216,14 @@ def run(
     init_ray(plan)
     if trainable is None:
         trainable = tune.with_parameters(
-            _trainable, block=block, targets=targets, nproc=plan.nproc_per_trial, study=plan.study,
+            _trainable, block=block, targets=targets, nproc=processes_per_trial(plan.gpus_per_trial), study=plan.study,
             metric=block.experiment.metric, timeout_s=plan.timeout_s,
         )  # fmt: skip
     resources = {"cpu": 1, "gpu": plan.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(
-            search_alg=StudySearcher(session, plan.mode), scheduler=_make_scheduler(plan),
+            search_alg=StudySearcher(session, plan.mode), scheduler=_make_scheduler(plan.scheduler, plan.mode),
             num_samples=-1, max_concurrent_trials=plan.max_concurrent, reuse_actors=plan.reuse_actors,
         ),
         run_config=tune.RunConfig(

@@ -16,7 +16,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from tuner.errors import ConfigError, StorageError
 from tuner.redact import redact_url
-from tuner.study.store import open_storage
+from tuner.study.storage import open_storage
 
 log = logging.getLogger(__name__)
 

@@ -95,19 +95,19 @@ class Ledger:
             return float(self.finished_trials + len(running))
         if self.budget.kind == "wall":
             return self.wall_s + session_s
-        return self.gpu_s + sum(elapsed * units for elapsed, units in running.values())
+        return self.gpu_s + sum(elapsed * processes for elapsed, processes in running.values())
 
-    def estimate(self, units: int) -> float:
+    def estimate(self, processes: int) -> float:
         """What one more trial is expected to cost (median of the finished ones; 0 if none)."""
         if self.budget.kind == "trials":
             return 1.0
         typical = statistics.median(self.durations) if self.durations else 0.0
-        return typical * (units if self.budget.kind == "gpu" else 1)
+        return typical * (processes if self.budget.kind == "gpu" else 1)
 
-    def can_start(self, *, session_s: float, running: dict[Any, tuple[float, int]], units: int) -> bool:
+    def can_start(self, *, session_s: float, running: dict[Any, tuple[float, int]], processes: int) -> bool:
         """No trial starts once the budget cannot pay for it."""
         spent = self.spent(session_s=session_s, running=running)
-        return spent + self.estimate(units) <= self.budget.amount
+        return spent + self.estimate(processes) <= self.budget.amount
 
     def exhausted(self, *, session_s: float, running: dict[Any, tuple[float, int]]) -> bool:
         """For time and GPU budgets: running trials must stop now."""
@@ -115,11 +115,11 @@ class Ledger:
             return False
         return self.spent(session_s=session_s, running=running) >= self.budget.amount
 
-    def record(self, wall_s: float, units: int, *, counts: bool = True) -> None:
+    def record(self, wall_s: float, processes: int, *, counts: bool = True) -> None:
         """A trial ended. `counts=False` for an interrupted trial: its compute is spent, but it will
         run again, so it does not use up a trial of a trial-count budget."""
         self.finished_trials += int(counts)
-        self.gpu_s += wall_s * units
+        self.gpu_s += wall_s * processes
         self.durations.append(wall_s)
 
     def to_dict(self, session_s: float) -> dict[str, Any]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tuner.study.store import StudyStore
 
 log = logging.getLogger(__name__)
 
@@ -85,3 +88,14 @@ def prune_weights(
     if freed:
         log.info("freed %s of weights from trials %s", human(sum(freed.values())), sorted(freed))
     return freed
+
+
+def free_weights(store: StudyStore, keep_best: int, minimize: bool, weightless: set[int]) -> None:
+    """Prune the study's weights and keep the tally of freed bytes on the study (finished trials are
+    immutable in Optuna, so it cannot live on them)."""
+    freed = prune_weights(store.trials(), keep_best, minimize, weightless)
+    if freed:
+        tally = {str(k): v for k, v in (store.attrs().get("weights_freed_bytes") or {}).items()}
+        for number, size in freed.items():
+            tally[str(number)] = tally.get(str(number), 0) + size
+        store.set_attrs({"weights_freed_bytes": tally})

@@ -1,17 +1,14 @@
-"""One driver session of a study: what runs next, and how each outcome is recorded.
+"""One driver session of a study: which trial runs next, and how each trial's end is recorded.
 
-No Ray here: `driver.py` calls these methods from Ray Tune's searcher, stopper and callbacks, and
-the unit tests call them directly. The Optuna study is the source of truth; this object only
-keeps what the running session needs (trials in flight, the budget ledger).
-
-State rules (DESIGN.md 4): a finished trial with its metric is COMPLETE; one stopped early by the
-scheduler, the divergence guard or the budget is PRUNED (never COMPLETE with a partial value);
-a crash, OOM, timeout or kill is FAIL with its exit class.
+No Ray here: `orchestrate/driver.py` calls these methods from Ray Tune's searcher, stopper and
+callbacks, and the unit tests call them directly. The Optuna study is the source of truth; this
+object only keeps what the running session needs (trials in flight, the budget gate). The rules it
+applies live beside it: outcome.py (states and exit classes), gate.py (budget), retry.py (retries
+and OOM), disk.py (weights of trials no longer needed).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -26,15 +23,17 @@ from tuner.config.block import Block
 from tuner.config.space import SearchSpace
 from tuner.errors import TunerError
 from tuner.study.budget import Ledger
-from tuner.study.disk import prune_weights
+from tuner.study.disk import free_weights
+from tuner.study.gate import BudgetGate
+from tuner.study.outcome import Outcome, exit_class_of, outcome_attrs, read_json, state_of
+from tuner.study.retry import RetryPolicy
 from tuner.study.store import StudyStore
-from tuner.trial.launch import stop_recorded
-from tuner.trial.runner import run_name, wandb_run_id
+from tuner.trial.launch import processes_per_trial, stop_recorded
+from tuner.trial.prepare import run_name, wandb_run_id
 from tuner.trial.workspace import TrialPaths, create_fresh, trial_paths
 
 log = logging.getLogger(__name__)
 
-PRUNED_CLASSES = frozenset({"pruned", "diverged", "budget"})
 MAX_INFEASIBLE_IN_A_ROW = 50
 
 
@@ -49,16 +48,6 @@ class Ticket:
     resume_from: str | None = None  # a checkpoint of an interrupted trial to continue from
 
 
-@dataclass
-class Outcome:
-    number: int
-    state: str  # COMPLETE | PRUNED | FAIL
-    exit_class: str
-    value: float | None
-    reason: str
-    wall_s: float
-
-
 class StudySession:
     def __init__(
         self,
@@ -68,50 +57,43 @@ class StudySession:
         ledger: Ledger,
         trials_dir: Path,
         *,
-        units_per_trial: int = 1,
         gpus_per_trial: int = 0,
         retries: int = 0,
         keep_best: int = 1,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.store, self.block, self.space, self.ledger = store, block, space, ledger
+        self.store, self.block, self.space = store, block, space
         self.trials_dir = trials_dir
-        self.units = max(1, units_per_trial)  # GPUs, or processes on CPU: what GPU-hours count
-        self.gpus = gpus_per_trial
-        self.retries = retries  # automatic re-runs of a crashed or hung trial (never of an OOM)
+        self.gpus_per_trial = gpus_per_trial
+        # What GPU-hours count: GPUs, or on the CPU the trial's one process.
+        self.gate = BudgetGate(store, ledger, processes_per_trial(gpus_per_trial), clock)
+        self.retry = RetryPolicy(store, retries)
         self.interrupted = False  # Ctrl-C / SIGTERM: start nothing more
         self.keep_best = keep_best  # trials whose weights stay on disk (plus pinned ones)
         self._clock = clock
-        self._started = clock()
-        self.running: dict[int, float] = {}  # number -> start time
         self.outcomes: list[Outcome] = []
         self._weightless: set[int] = set()  # finished trials whose weights are gone (see prune_weights)
-        self.stopped_for_budget = False
         self.fatal: TunerError | None = None  # a storage failure: the study must stop
         self._distributions = space.distributions()
 
-    # -- budget ----------------------------------------------------------------------------
+    @property
+    def running(self) -> dict[int, float]:
+        """Trials this session started and has not recorded yet: number -> start time."""
+        return self.gate.running
+
+    @property
+    def ledger(self) -> Ledger:
+        return self.gate.ledger
+
     @property
     def session_s(self) -> float:
-        return self._clock() - self._started
-
-    def _running_costs(self) -> dict[Any, tuple[float, int]]:
-        now = self._clock()
-        return {n: (now - start, self.units) for n, start in self.running.items()}
-
-    def can_start(self) -> bool:
-        if self.ledger.budget.kind == "trials":  # counted in the study: several drivers may share it
-            return self.store.count_trials() + 1 <= self.ledger.budget.amount
-        return self.ledger.can_start(session_s=self.session_s, running=self._running_costs(), units=self.units)
+        return self.gate.session_s
 
     def budget_exhausted(self) -> bool:
-        exhausted = self.ledger.exhausted(session_s=self.session_s, running=self._running_costs())
-        self.stopped_for_budget = self.stopped_for_budget or exhausted
-        return exhausted
+        return self.gate.exhausted()
 
     def save_spent(self) -> None:
-        self.ledger.finished_trials = self.store.count_trials(finished_only=True)
-        self.store.set_attrs({"spent": self.ledger.to_dict(self.session_s)})
+        self.gate.save()
 
     # -- trials ----------------------------------------------------------------------------
     def next_trial(self) -> Ticket | None:
@@ -122,16 +104,16 @@ class StudySession:
             return self._next_trial_locked()
 
     def _next_trial_locked(self) -> Ticket | None:
-        if not self.can_start():
+        if not self.gate.can_start():
             return None
         for _ in range(MAX_INFEASIBLE_IN_A_ROW):
             number, params, attrs = self.store.ask_with_attrs(self._distributions)
-            violation = self.space.violation(params, self.block, max(1, self.gpus))
+            violation = self.space.violation(params, self.block, self.gate.processes)
             if violation is None:
                 return self._start(number, params, attrs.get("resume_from"))
             # Not run: costs nothing, and the sampler learns the region is infeasible.
             self.store.tell(number, "PRUNED", attrs={"exit_class": "infeasible", "reason": violation},
-                            infeasible="global_batch_size")
+                            infeasible="global_batch_size")  # fmt: skip
             log.info("trial %d not run: %s", number, violation)
         raise TunerError(
             f"the last {MAX_INFEASIBLE_IN_A_ROW} sampled trials all broke the space's constraints; "
@@ -140,10 +122,10 @@ class StudySession:
 
     def _start(self, number: int, params: dict[str, Any], resume_from: str | None = None) -> Ticket:
         paths = create_fresh(trial_paths(self.trials_dir, self.store.name, number))
-        gbs = self.space.global_batch_size(params, self.block, max(1, self.gpus))
+        gbs = self.space.global_batch_size(params, self.block, self.gate.processes)
         attrs: dict[str, Any] = {
             "trial_dir": str(paths.root), "output_dir": str(paths.output_dir),
-            "global_batch_size": gbs, "gpus": self.gpus, "processes": self.units,
+            "global_batch_size": gbs, "gpus": self.gpus_per_trial, "processes": self.gate.processes,
             "driver": f"{socket.gethostname()}:{os.getpid()}",
         }  # fmt: skip
         experiment = self.block.experiment
@@ -170,42 +152,18 @@ class StudySession:
             # winding down; the record is only written once they are gone.
             stopped = stop_recorded(paths.pid)
             log.info("trial %d stopped from outside; processes %s", number, "ended" if stopped else "already gone")
-        result = {**_read_result(paths), **(final or {})}
-        if error is not None:
-            exit_class, reason = "crashed", error.strip().splitlines()[-1][:500] if error.strip() else "error"
-        elif final is None:
-            exit_class = "budget" if self.stopped_for_budget else "pruned"
-            reason = ("stopped: the study's budget ran out" if exit_class == "budget"
-                      else "stopped early by the scheduler (worse than its peers at the same progress)")  # fmt: skip
-        else:
-            exit_class, reason = final.get("exit_class", "crashed"), final.get("reason", "")
-        if self.interrupted and exit_class != "ok":
-            # Ctrl-C reaches Ray's workers too: whatever they report, the driver stopped this trial.
-            exit_class, reason = "interrupted", "the study's driver was interrupted (Ctrl-C or SIGTERM)"
+        result = {**read_json(paths.result), **(final or {})}
+        exit_class, reason = exit_class_of(final, error, stopped_for_budget=self.gate.stopped_for_budget,
+                                           interrupted=self.interrupted)  # fmt: skip
         value = final.get("value") if final and exit_class == "ok" else None
-        state = "COMPLETE" if exit_class == "ok" and value is not None else (
-            "PRUNED" if exit_class in PRUNED_CLASSES else "FAIL")  # fmt: skip
+        state = state_of(exit_class, value)
         wall = float(result.get("wall_s") or wall_s)
-        attrs: dict[str, Any] = {"exit_class": exit_class, "reason": reason, "wall_s": round(wall, 3),
-                                 "gpu_s": round(wall * self.units, 3),
-                                 "gpu_hours": round(wall * self.units / 3600, 5)}  # fmt: skip
-        for key in ("startup_s", "steps", "total_steps", "n_train", "master_port"):
-            if result.get(key) is not None:
-                attrs[key] = result[key]
-        placement = _read_json(paths.placement)
-        if placement:
-            attrs.update({"ray_node_id": placement.get("ray_node_id"), "host": placement.get("host"),
-                          "cuda_visible_devices": ",".join(placement.get("gpu_ids", []))})  # fmt: skip
-        if state == "FAIL" and result.get("log_tail"):
-            attrs["log_tail"] = "\n".join(result["log_tail"][-20:])[-4000:]
-        self.ledger.record(wall, self.units, counts=exit_class != "interrupted")
+        attrs = outcome_attrs(exit_class, reason, state, wall, self.gate.processes, result, read_json(paths.placement))
+        self.gate.charge(wall, counts=exit_class != "interrupted")
         self.store.tell(number, state, value, attrs)
-        if exit_class == "oom":
-            self._mark_infeasible(number)
-        elif exit_class in ("crashed", "timeout"):
-            self._maybe_retry(number)
-        self.save_spent()
-        self.free_disk()
+        self.retry.after(number, exit_class)
+        self.gate.save()
+        free_weights(self.store, self.keep_best, self.block.experiment.direction == "minimize", self._weightless)
         outcome = Outcome(number, state, exit_class, value, reason, wall)
         self.outcomes.append(outcome)
         return outcome
@@ -223,42 +181,3 @@ class StudySession:
                 outcome = self.on_complete(number, None)
             outcomes.append(outcome)
         return outcomes
-
-    def free_disk(self) -> None:
-        trials = self.store.trials()
-        freed = prune_weights(trials, self.keep_best, self.block.experiment.direction == "minimize", self._weightless)
-        if freed:  # finished trials are immutable in Optuna: the tally lives on the study
-            tally = {str(k): v for k, v in (self.store.attrs().get("weights_freed_bytes") or {}).items()}
-            for number, size in freed.items():
-                tally[str(number)] = tally.get(str(number), 0) + size
-            self.store.set_attrs({"weights_freed_bytes": tally})
-
-    def _maybe_retry(self, number: int) -> None:
-        trial = next(t for t in self.store.trials() if t.number == number)
-        first = int(trial.user_attrs.get("retry_of", number))
-        attempt = int(trial.user_attrs.get("attempt", 0)) + 1
-        if attempt <= self.retries:
-            self.store.enqueue(dict(trial.params), {"retry_of": first, "attempt": attempt})
-            log.info("trial %d %s: retry %d of %d enqueued", number, trial.user_attrs.get("exit_class"),
-                     attempt, self.retries)  # fmt: skip
-
-    def _mark_infeasible(self, number: int) -> None:
-        """Feed an OOM back to the sampler: Optuna's samplers read constraints only from COMPLETE or
-        PRUNED trials, so the FAIL record stays the truth and a zero-cost PRUNED marker with the same
-        parameters carries the infeasibility (user attr marker_for names the trial)."""
-        trial = next(t for t in self.store.trials() if t.number == number)
-        self.store.add_infeasible(trial.params, trial.distributions,
-                                  {"exit_class": "infeasible", "reason": f"trial {number} ran out of memory",
-                                   "marker_for": number}, constraint="memory")  # fmt: skip
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _read_result(paths: TrialPaths) -> dict[str, Any]:
-    return _read_json(paths.result)

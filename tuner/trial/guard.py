@@ -1,10 +1,10 @@
-"""`python -m tuner.trial.guard WATCHED_PID -- COMMAND...`: run COMMAND; if WATCHED_PID dies, kill the group.
+"""`python -m tuner.trial.guard WATCHED_PID -- COMMAND...`: run COMMAND; if WATCHED_PID dies, kill its tree.
 
 A trial runs torchrun, which starts the workers, all below the launcher. If the process that
 launched the trial dies without cleaning up (a Ray actor killed by the scheduler, a driver hit by
 SIGKILL), nothing would ever stop them, and they would hold GPU memory. This guard sits at the top,
 watches its launcher, and ends its whole process tree when the launcher is gone. It imports nothing
-heavy (starts in ~30 ms).
+heavy: the standard library and psutil, through `proctree` (starts in ~30 ms).
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from tuner.errors import LaunchError
 from tuner.redact import Redactor
 from tuner.trial.proctree import kill_tree, session_members
@@ -38,6 +40,11 @@ TAIL_LINES = 60
 # (ChildFailedError, CalledProcessError) only say that a worker failed, not why.
 _EXCEPTION = re.compile(r"^(?:\[rank\d+\]:\s*)?((?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*(?:Error|Exception|Interrupt)\b.*)$")
 _WRAPPERS = ("ChildFailedError", "CalledProcessError")
+
+
+def processes_per_trial(gpus_per_trial: int) -> int:
+    """torchrun processes of one trial: one per GPU it was granted, one on CPU (no GPU)."""
+    return max(1, gpus_per_trial)
 
 
 def free_port() -> int:
@@ -209,18 +216,19 @@ def stop_recorded(pid_path: Path, grace_s: float = 10.0) -> bool:
         return False
     if host != socket.gethostname():
         return False
-    marker = str(pid_path.parent).encode()  # every process of the trial names its YAML in argv
-    members = {p for p in session_members(sid) if marker in _cmdline(p) or b"tuner.trial.guard" in _cmdline(p)}
+    marker = str(pid_path.parent)  # every process of the trial names its YAML in argv
+    members = {p for p in session_members(sid) if marker in _cmdline(p) or "tuner.trial.guard" in _cmdline(p)}
     for pid in members:
         kill_tree(pid, grace_s)
     return bool(members)
 
 
-def _cmdline(pid: int) -> bytes:
+def _cmdline(pid: int) -> str:
+    """The process's arguments joined by NUL, as /proc/PID/cmdline has them ("" if it is gone)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
+        return "\0".join(psutil.Process(pid).cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return ""
 
 
 def _signal_group(pgid: int, sig: int) -> None:

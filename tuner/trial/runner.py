@@ -1,59 +1,32 @@
-"""One trial, start to end: prepare -> render -> launch -> follow -> classify -> clean up.
+"""Run one prepared trial to its end: launch -> follow -> stop -> classify -> record -> clean up.
 
 Plain Python with callbacks and no Ray or Optuna import: `driver.py` wraps `run_trial` as a Ray
 trainable, `tune trial` calls it directly. A failed trial is a result (with its exit class and the
-log tail), never an exception; only a trial that cannot even be prepared raises.
+log tail), never an exception; only a trial that cannot even be prepared raises. Preparing is
+`tuner.trial.prepare`, classing the ended process `tuner.trial.classify`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
-from tuner.config import deepspeed_configs
-from tuner.config.block import Block
-from tuner.config.overrides import apply_params, targets_for
-from tuner.files import write_json_atomic, write_text_atomic
-from tuner.redact import Redactor
-from tuner.trial.dataset import PreparedData, prepare_dataset
+from tuner.files import write_json_atomic
+from tuner.trial.classify import classify
 from tuner.trial.launch import LaunchSpec, TrialProcess
+from tuner.trial.prepare import TrialRequest, keep_tokenized, launch_env, prepare
 from tuner.trial.progress import DivergenceGuard, LogFollower, LogRecord, final_metrics
-from tuner.trial.render import Rendered, render
-from tuner.trial.workspace import TrialPaths, check_trials_dir
+from tuner.trial.scrub import scrub_secrets
 
 log = logging.getLogger(__name__)
 
-EXIT_CLASSES = ("ok", "oom", "diverged", "crashed", "timeout", "disk_full", "killed", "pruned", "budget",
-                "interrupted")  # fmt: skip
-_DISK_FULL = re.compile(r"No space left on device|Errno 28|Disk quota exceeded", re.I)
-_OOM = re.compile(
-    r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|Cannot allocate memory"
-    r"|Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9",
-    re.I,
-)
+# A torchrun that lost its master port to another process between free_port() and its bind: relaunch once.
 _PORT_TAKEN = re.compile(r"EADDRINUSE|address already in use", re.I)
-
-
-@dataclass(frozen=True)
-class TrialRequest:
-    block: Block
-    params: dict[str, Any]
-    paths: TrialPaths
-    targets: dict[str, str] = field(default_factory=dict)  # param -> "training" | "conversion"
-    nproc: int = 1
-    gpu_ids: tuple[str, ...] = ()
-    run_name: str | None = None
-    group: str | None = None  # wandb group (the study)
-    timeout_s: float | None = None  # stop a trial that shows no progress (no output) for this long
-    resume_from: str | None = None  # checkpoint to continue from (retry of an interrupted trial)
 
 
 @dataclass
@@ -88,132 +61,6 @@ class TrialResult:
 OnRecord = Callable[[LogRecord], str | None]
 
 
-def plan(request: TrialRequest) -> tuple[PreparedData, Rendered]:
-    """Fill the parameters into the block, convert the data (cached) and render; writes no trial file."""
-    paths = request.paths
-    targets = {**targets_for(request.params), **request.targets}
-    block = apply_params(request.block, request.params, targets, origin=f"trial {paths.root.name}")
-    data = prepare_dataset(block.conversion, block.training.template, paths.data_cache)
-    ds_config = deepspeed_configs.resolve(block.training.deepspeed, block.file)
-    # Reuse the shared tokenized copy when it exists; otherwise tokenize into the trial's own folder,
-    # from where a successful trial moves it into the shared cache (never two writers on one path).
-    shared = tokenized_cache(block, data, paths)
-    tokenized = shared if shared.is_dir() else paths.root / "tokenized"
-    rendered = render(block, paths, data, ds_config=ds_config, nproc=request.nproc, run_name=request.run_name,
-                      resume_from=request.resume_from, tokenized_path=tokenized, tokenized_cache=shared)  # fmt: skip
-    return data, rendered
-
-
-def _tokenizer_signature(model: str) -> list[Any]:
-    folder = Path(model)
-    if not folder.is_dir():
-        return [model]  # a hub id: its name is what we know
-    files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
-             "special_tokens_map.json", "chat_template.jinja")  # fmt: skip
-    return [model] + [[f, (folder / f).stat().st_size, (folder / f).stat().st_mtime_ns]
-                      for f in files if (folder / f).is_file()]  # fmt: skip
-
-
-def tokenized_cache(block: Block, data: PreparedData, paths: TrialPaths) -> Path:
-    """Where LLaMA-Factory's tokenized copy of this data lives, shared by every trial that tokenizes
-    the same conversion with the same template, cutoff, tokenizer and data arguments."""
-    import importlib.metadata
-
-    t = block.training
-    spec = {"data": data.key, "template": t.template, "cutoff_len": t.cutoff_len,
-            "tokenizer": _tokenizer_signature(t.model_name_or_path), "passthrough": t.passthrough,
-            "llamafactory": importlib.metadata.version("llamafactory")}  # fmt: skip
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return paths.data_cache.parent / "tokenized" / key
-
-
-def _keep_tokenized(paths: TrialPaths, rendered: Rendered) -> None:
-    """A trial that tokenized the data itself hands its copy to the shared cache (if still absent)."""
-    own = paths.root / "tokenized"
-    shared = rendered.tokenized_cache
-    if shared is None or not own.is_dir() or shared.exists():
-        return
-    shared.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        own.rename(shared)
-    except OSError:  # another trial got there first, or another filesystem: keep ours where it is
-        return
-
-
-def preview(block: Block, params: dict[str, Any], trials_dir: Path) -> Rendered:
-    """What a trial with these parameters would run (`tune render`), at a placeholder path."""
-    paths = TrialPaths(check_trials_dir(trials_dir) / "preview" / "0000")
-    return plan(TrialRequest(block, params, paths))[1]
-
-
-def prepare(request: TrialRequest) -> tuple[PreparedData, Rendered]:
-    """`plan`, then write params.json, llamafactory.yaml and ds_config.json into the workspace."""
-    paths = request.paths
-    data, rendered = plan(request)
-    paths.root.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(paths.params, request.params)
-    write_text_atomic(paths.yaml, rendered.yaml_text)
-    if rendered.ds_config is not None:
-        write_json_atomic(paths.ds_config, rendered.ds_config)
-    if request.block.experiment.wandb_mode != "disabled":
-        _write_wandb_config(request)
-    return data, rendered
-
-
-def run_name(study: str, number: int) -> str:
-    return f"{study}-{number:04d}"
-
-
-def wandb_run_id(name: str) -> str:
-    """A wandb run id from a trial's run name (`<study>-<number>`): unique per study and trial."""
-    return re.sub(r"[^A-Za-z0-9_-]", "-", name)
-
-
-def _write_wandb_config(request: TrialRequest) -> None:
-    """The trial's parameters, study and folder, in wandb's config-file format. (WANDB_CONFIG_PATHS
-    would be the direct way, but wandb 0.31 rejects it: 'str' is not allowed as a Sequence.)"""
-    config = {"tuner_params": {"value": request.params}, "tuner_study": {"value": request.group},
-              "tuner_trial_dir": {"value": str(request.paths.root)}}  # fmt: skip
-    write_text_atomic(request.paths.wandb_config, json.dumps(config, indent=2))
-
-
-def _launch_env(request: TrialRequest) -> tuple[dict[str, str], dict[str, str]]:
-    experiment = request.block.experiment
-    if experiment.wandb_mode == "disabled":
-        return {"WANDB_DISABLED": "true", "WANDB_MODE": "disabled"}, {}
-    env = {"WANDB_MODE": experiment.wandb_mode, "WANDB_PROJECT": experiment.wandb_project,
-           "WANDB_DIR": str(request.paths.root), "WANDB_SILENT": "true"}  # fmt: skip
-    if request.run_name:
-        env["WANDB_NAME"] = request.run_name
-        env["WANDB_RUN_ID"] = wandb_run_id(request.run_name)
-    if request.group:
-        env["WANDB_RUN_GROUP"] = request.group
-    key = request.block.secret("wandb_api_key")
-    return env, ({"WANDB_API_KEY": key} if key else {})
-
-
-def classify(
-    returncode: int | None, stop_reason: str | None, value: float | None, tail: list[str], errors: list[str]
-) -> tuple[str, str]:
-    """(exit class, one-line reason) of a finished trial process. `errors`: the workers' exception
-    lines in order; the first is the root cause (later ones are re-raises)."""
-    error = errors[0] if errors else ""
-    if stop_reason:
-        return stop_reason.split(":", 1)[0], stop_reason
-    text = "\n".join(tail)
-    if returncode == 0:
-        if value is None:
-            return "crashed", "finished without the objective metric (is do_eval possible?)"
-        if not math.isfinite(value):
-            return "diverged", f"final metric is {value}"
-        return "ok", ""
-    if _DISK_FULL.search(text) or any(_DISK_FULL.search(e) for e in errors):
-        return "disk_full", error or "no space left on device"
-    if _OOM.search(text) or any(_OOM.search(e) for e in errors):
-        return "oom", error or "out of memory (a worker was killed or could not allocate)"
-    return "crashed", error or f"the trial's torchrun exited with code {returncode}"
-
-
 def run_trial(
     request: TrialRequest,
     *,
@@ -224,7 +71,7 @@ def run_trial(
     """Run one trial to its end. Ctrl-C stops the process tree, then propagates."""
     started = time.monotonic()
     data, rendered = prepare(request)
-    env, secret_env = _launch_env(request)
+    env, secret_env = launch_env(request)
     spec = LaunchSpec(request.paths.yaml, request.paths.train_log, nproc=request.nproc, gpu_ids=request.gpu_ids,
                       env=env, secret_env=secret_env, pid_path=request.paths.pid)  # fmt: skip
     metric = request.block.experiment.metric
@@ -292,33 +139,9 @@ def run_trial(
     )
     write_json_atomic(request.paths.result, result.to_json())
     if result.ok:
-        _keep_tokenized(request.paths, rendered)
+        keep_tokenized(request.paths, rendered)
     scrub_secrets(request.paths.root, list(secret_env.values()))
     return result
-
-
-def scrub_secrets(root: Path, secrets: list[str], max_bytes: int = 20 << 20) -> list[Path]:
-    """Overwrite any secret that a library wrote into the trial folder (logs, wandb files) with
-    '*' of the same length (binary files keep their layout). Weight files are skipped."""
-    redactor = Redactor(secrets)
-    scrubbed: list[Path] = []
-    if not redactor:
-        return scrubbed
-    for path in root.rglob("*"):
-        try:
-            if not path.is_file() or path.is_symlink() or path.stat().st_size > max_bytes:
-                continue
-            if path.suffix in (".safetensors", ".bin", ".pt", ".pth"):
-                continue
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if redactor.found_in(data):
-            path.write_bytes(redactor.raw(data))
-            scrubbed.append(path)
-    if scrubbed:
-        log.warning("removed a credential from %d file(s) under %s", len(scrubbed), root)
-    return scrubbed
 
 
 def _follow(

@@ -1,4 +1,4 @@
-"""`tune start` / `tune resume`: from a block and a budget to a finished study.
+"""Preparing a study: validate the input, open (or resume) the study, take its lease, recover orphans.
 
 Order matters: everything that can be wrong with the input (block, space, data, budget, flags)
 is checked before the study is touched and before Ray starts. An existing study is resumed: its
@@ -11,57 +11,29 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import signal
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from tuner import __version__
 from tuner.config.block import Block, load_block
-from tuner.config.preflight import Finding, gpus_present, run_preflight
+from tuner.config.preflight import Finding, run_preflight
 from tuner.config.space import SearchSpace, build_space
-from tuner.errors import ConfigError, PreflightError, SpaceError, TunerError
+from tuner.errors import ConfigError, PreflightError, SpaceError
+from tuner.orchestrate.options import StartOptions, check_options
+from tuner.orchestrate.plan import RayPlan, SchedulerSettings, default_concurrency, max_samples
 from tuner.redact import redact_url
 from tuner.study.budget import Budget, Ledger, parse_budget
 from tuner.study.lease import Lease
 from tuner.study.recovery import Recovered, recover
+from tuner.study.samplers import default_startup_trials, driver_seed, make_sampler
 from tuner.study.session import StudySession
-from tuner.study.store import SAMPLERS, StudyStore, default_startup_trials, default_storage, make_sampler, study_names
+from tuner.study.storage import default_storage, study_names
+from tuner.study.store import StudyStore
 from tuner.trial.dataset import PreparedData, prepare_dataset
-from tuner.trial.launch import stop_recorded
-from tuner.trial.workspace import TrialPaths, check_study_name, check_trials_dir, trial_paths
+from tuner.trial.workspace import TrialPaths, check_study_name, check_trials_dir
 
 log = logging.getLogger(__name__)
-
-
-class Interrupted(TunerError):
-    """The driver was stopped by Ctrl-C or SIGTERM; the study can be resumed."""
-
-    exit_code = 130
-
-
-@dataclass(frozen=True)
-class StartOptions:
-    budget: str | None
-    study: str | None = None
-    storage: str | None = None
-    space: Path | None = None
-    sampler: str = "tpe"
-    scheduler: str = "asha"
-    gpus_per_trial: int = 0
-    max_concurrent: int | None = None
-    address: str | None = None
-    trials_dir: Path = Path("trials")
-    seed: int = 0
-    startup_trials: int | None = None  # None: default_startup_trials(budget)
-    verbose: bool = False
-    trial_timeout_s: float | None = None
-    retries: int = 0
-    allow_changes: bool = False
-    keep_best: int = 1
-    join: bool = False  # run next to the study's live drivers (PostgreSQL), sharing its budget
 
 
 @dataclass
@@ -69,7 +41,7 @@ class Prepared:
     """A study ready to run: validated inputs, the opened study, the lease and the session."""
 
     session: StudySession
-    plan: Any  # driver.RayPlan (driver imports Ray lazily)
+    plan: RayPlan
     targets: dict[str, str]
     findings: list[Finding]
     budget: Budget
@@ -77,36 +49,6 @@ class Prepared:
     lease: Lease
     recovered: Recovered | None = None
     took_over: dict[str, Any] | None = None
-
-
-def _check_flags(o: StartOptions) -> None:
-    if o.sampler not in SAMPLERS:
-        raise ConfigError("is not a sampler", key="--sampler", value=o.sampler, fix=f"use one of {', '.join(SAMPLERS)}")
-    if o.scheduler not in ("asha", "none"):
-        raise ConfigError("is not a scheduler", key="--scheduler", value=o.scheduler, fix="use asha or none")
-    for key, value, low in (("--gpus-per-trial", o.gpus_per_trial, 0), ("--retries", o.retries, 0),
-                            ("--keep-best", o.keep_best, 0)):
-        if value < low:
-            raise ConfigError(f"must be >= {low}", key=key, value=value, fix=f"use {low} or more")
-    if o.startup_trials is not None and o.startup_trials < 1:
-        raise ConfigError("must be >= 1", key="--startup-trials", value=o.startup_trials, fix="use 1 or more")
-    if o.max_concurrent is not None and o.max_concurrent < 1:
-        raise ConfigError("must be >= 1", key="--max-concurrent", value=o.max_concurrent, fix="use 1 or more")
-    if o.trial_timeout_s is not None and o.trial_timeout_s <= 0:
-        raise ConfigError("must be > 0 seconds", key="--trial-timeout", value=o.trial_timeout_s, fix="e.g. 1800")
-    gpus = local_gpus() if o.address is None and o.gpus_per_trial > 0 else None  # nvidia-smi: ask once
-    if gpus is not None and gpus < o.gpus_per_trial:
-        raise ConfigError(
-            f"asks for {o.gpus_per_trial} GPU(s) per trial but this machine has {gpus}",
-            key="--gpus-per-trial", value=o.gpus_per_trial,
-            fix="use --gpus-per-trial 0 on a CPU machine, or --address of a Ray cluster with GPUs",
-        )  # fmt: skip
-
-
-def local_gpus() -> int:
-    """GPUs a local Ray gets: detected ones, or TUNER_RAY_NUM_GPUS (logical GPUs, e.g. in tests)."""
-    logical = os.environ.get("TUNER_RAY_NUM_GPUS")
-    return int(logical) if logical else gpus_present()
 
 
 def _fit_space_to_data(space: SearchSpace, data: PreparedData, block: Block) -> SearchSpace:
@@ -125,15 +67,6 @@ def _fit_space_to_data(space: SearchSpace, data: PreparedData, block: Block) -> 
                 param.low, data.n_pool, data.n_pool)  # fmt: skip
     params = {**space.params, "max_instances": replace(param, high=float(data.n_pool))}
     return replace(space, params=params)
-
-
-def _max_samples(space: SearchSpace, block: Block, data: PreparedData) -> int:
-    epochs = space.params.get("num_train_epochs")
-    most_epochs = epochs.high if epochs and epochs.high else max(epochs.choices) if epochs and epochs.choices else (
-        block.training.num_train_epochs)  # fmt: skip
-    cap = space.params.get("max_instances")
-    most_samples = int(cap.high) if cap and cap.high else data.n_train
-    return int(most_samples * float(most_epochs))  # type: ignore[arg-type]
 
 
 def study_attrs(block: Block, space: SearchSpace, o: StartOptions, budget: Budget, url: str) -> dict[str, Any]:
@@ -170,9 +103,7 @@ def _check_unchanged(attrs: dict[str, Any], block: Block, space: SearchSpace, o:
 
 def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = False) -> Prepared:
     """Validate everything, open (or resume) the study, take its lease, recover orphans."""
-    from tuner.orchestrate.driver import RayPlan
-
-    _check_flags(o)
+    check_options(o)
     if o.sampler == "gp" and o.scheduler == "asha":
         log.warning("--sampler gp learns only from completed trials and ASHA stops most trials early, "
                     "so GP learns little (docs/benchmarks.md): use --sampler gp with --scheduler none, "
@@ -218,10 +149,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     changes = _check_unchanged(attrs, block, space, replace(o, study=name)) if resumed else []
 
     secrets = tuple(filter(None, (block.secret(k) for k in block.credentials)))
-    # A resumed or joining driver must not replay another driver's random draws: offset the seed by
-    # the drivers the study has had and the trials it holds (still reproducible for a single driver).
-    drivers_before = sum(1 for k in attrs if k.startswith("driver:"))
-    seed = int(attrs.get("seed", o.seed)) + (1000 * drivers_before + len(_trial_numbers(url, name)) if resumed else 0)
+    seed = driver_seed(attrs if resumed else {}, o.seed, len(_trial_numbers(url, name)) if resumed else 0)
     startup = int(attrs.get("startup_trials") or o.startup_trials or default_startup_trials(budget))
     o = replace(o, startup_trials=startup)  # what study_attrs records
     sampler = make_sampler(o.sampler, seed, space, startup)
@@ -244,15 +172,12 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         raise
     ledger = Ledger.from_dict(attrs["spent"], budget) if resumed and "spent" in attrs else Ledger(budget)
 
-    units = max(1, o.gpus_per_trial)
-    available = local_gpus() if o.address is None else 0
-    default_concurrency = max(1, available // o.gpus_per_trial) if o.gpus_per_trial else 1
-    session = StudySession(store, block, space, ledger, trials_dir, units_per_trial=units,
-                           gpus_per_trial=o.gpus_per_trial, retries=o.retries, keep_best=o.keep_best)  # fmt: skip
+    session = StudySession(store, block, space, ledger, trials_dir, gpus_per_trial=o.gpus_per_trial,
+                           retries=o.retries, keep_best=o.keep_best)  # fmt: skip
     plan = RayPlan(
-        study=name, trials_dir=trials_dir, scheduler=o.scheduler, gpus_per_trial=o.gpus_per_trial,
-        nproc_per_trial=units, max_concurrent=o.max_concurrent or default_concurrency,
-        max_samples=_max_samples(space, block, data), mode="min" if block.experiment.direction == "minimize" else "max",
+        study=name, trials_dir=trials_dir, scheduler=SchedulerSettings.for_study(o.scheduler, max_samples(space, block, data)),
+        gpus_per_trial=o.gpus_per_trial, max_concurrent=o.max_concurrent or default_concurrency(o.gpus_per_trial, o.address),
+        mode="min" if block.experiment.direction == "minimize" else "max",
         address=o.address, verbose=o.verbose, timeout_s=o.trial_timeout_s,
     )  # fmt: skip
     targets = {n: p.target for n, p in space.params.items()}
@@ -261,51 +186,3 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
 
 def _trial_numbers(url: str, name: str) -> list[int]:
     return [t.number for t in StudyStore.open(url, name, create=False).trials()]
-
-
-def resume_command(prepared: Prepared) -> str:
-    s = prepared.session
-    return f"tune resume {s.store.name} --storage '{redact_url(s.store.url)}' --trials-dir {s.trials_dir}"
-
-
-def run_study(prepared: Prepared, on_step: Callable[[], None], on_signal: Callable[[int], None]) -> None:
-    """Run until the budget is spent. The first Ctrl-C/SIGTERM stops gracefully (running trials are
-    stopped and recorded FAIL interrupted, so a resume runs them again); a second kills at once."""
-    from tuner.orchestrate import driver
-
-    session = prepared.session
-    signals = 0
-
-    def handle(signum: int, frame: Any) -> None:
-        nonlocal signals
-        signals += 1
-        session.interrupted = True
-        on_signal(signals)
-        if signals > 1:
-            for number in list(session.running):
-                stop_recorded(trial_paths(session.trials_dir, session.store.name, number).pid, grace_s=2)
-            prepared.lease.release()
-            os._exit(130)
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours above: Ray's would end the run its own way
-    try:
-        driver.run(session, session.block, prepared.targets, prepared.plan, on_step)
-    except Exception:
-        if not session.interrupted:
-            raise
-        log.info("Ray stopped with an error after the interrupt", exc_info=True)
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-        try:
-            session.finish_running(interrupted=session.interrupted)
-            session.save_spent()
-        finally:
-            prepared.lease.release()
-    if session.interrupted:
-        raise Interrupted(
-            f"study {session.store.name!r} was interrupted; its running trials are recorded FAIL interrupted "
-            f"and run again on resume. Resume with: {resume_command(prepared)}"
-        )
-

@@ -1,0 +1,75 @@
+"""The study's run shape and scheduler settings, decided before Ray starts (no Ray import here).
+
+The one owner of the scheduler's settings: which scheduler, its time axis (samples seen), and ASHA's
+max_t, grace period and reduction factor. `driver.py` only translates them into Ray objects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuner.config.block import Block
+from tuner.config.preflight import gpus_present
+from tuner.config.space import SearchSpace
+from tuner.trial.dataset import PreparedData
+
+SCHEDULERS = ("asha", "none")
+OBJECTIVE = "objective"  # Ray result key of the study's metric
+PROGRESS = "samples"  # Ray result key of training progress (samples seen): the scheduler's time axis
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    kind: str  # asha | none
+    max_t: int = 0  # in samples seen
+    grace_period: int = 0
+    reduction_factor: int = 3
+
+    @classmethod
+    def for_study(cls, kind: str, max_samples: int) -> SchedulerSettings:
+        """`max_samples`: the most samples any trial of the space can see."""
+        if kind == "none":
+            return cls("none")
+        # max_t just above the largest trial, so ASHA never stops a trial for having finished.
+        max_t = int(max_samples * 1.05) + 1
+        return cls("asha", max_t=max_t, grace_period=max(1, max_t // 9), reduction_factor=3)
+
+
+@dataclass(frozen=True)
+class RayPlan:
+    """Everything the driver needs beyond the session: resources, scheduler, concurrency."""
+
+    study: str
+    trials_dir: Path
+    scheduler: SchedulerSettings
+    gpus_per_trial: int
+    max_concurrent: int
+    mode: str  # min | max
+    address: str | None = None
+    verbose: bool = False
+    timeout_s: float | None = None
+    reuse_actors: bool = False  # LLaMA-Factory trials want fresh workers; cheap Python objectives do not
+
+
+def max_samples(space: SearchSpace, block: Block, data: PreparedData) -> int:
+    """The most samples a trial of this space can see: most epochs x largest training set."""
+    epochs = space.params.get("num_train_epochs")
+    most_epochs = epochs.high if epochs and epochs.high else max(epochs.choices) if epochs and epochs.choices else (
+        block.training.num_train_epochs)  # fmt: skip
+    cap = space.params.get("max_instances")
+    most_samples = int(cap.high) if cap and cap.high else data.n_train
+    return int(most_samples * float(most_epochs))  # type: ignore[arg-type]
+
+
+def local_gpus() -> int:
+    """GPUs a local Ray gets: detected ones, or TUNER_RAY_NUM_GPUS (logical GPUs, e.g. in tests)."""
+    logical = os.environ.get("TUNER_RAY_NUM_GPUS")
+    return int(logical) if logical else gpus_present()
+
+
+def default_concurrency(gpus_per_trial: int, address: str | None) -> int:
+    """Trials at once: the local GPUs / GPUs per trial; 1 on the CPU or on a cluster."""
+    available = local_gpus() if address is None else 0
+    return max(1, available // gpus_per_trial) if gpus_per_trial else 1

@@ -1,0 +1,42 @@
+"""How a finished trial process is classed: its exit class and a one-line reason.
+
+Pure: from the return code, the reason the tuner stopped it (if it did), the objective's final
+value, the log's last lines and the workers' exception lines. `EXIT_CLASSES` lists every class a
+trial's result may carry.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+EXIT_CLASSES = ("ok", "oom", "diverged", "crashed", "timeout", "disk_full", "killed", "pruned", "budget",
+                "interrupted")  # fmt: skip
+_DISK_FULL = re.compile(r"No space left on device|Errno 28|Disk quota exceeded", re.I)
+_OOM = re.compile(
+    r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|Cannot allocate memory"
+    r"|Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9",
+    re.I,
+)
+
+
+def classify(
+    returncode: int | None, stop_reason: str | None, value: float | None, tail: list[str], errors: list[str]
+) -> tuple[str, str]:
+    """(exit class, one-line reason) of a finished trial process. `errors`: the workers' exception
+    lines in order; the first is the root cause (later ones are re-raises)."""
+    error = errors[0] if errors else ""
+    if stop_reason:
+        return stop_reason.split(":", 1)[0], stop_reason
+    text = "\n".join(tail)
+    if returncode == 0:
+        if value is None:
+            return "crashed", "finished without the objective metric (is do_eval possible?)"
+        if not math.isfinite(value):
+            return "diverged", f"final metric is {value}"
+        return "ok", ""
+    if _DISK_FULL.search(text) or any(_DISK_FULL.search(e) for e in errors):
+        return "disk_full", error or "no space left on device"
+    if _OOM.search(text) or any(_OOM.search(e) for e in errors):
+        return "oom", error or "out of memory (a worker was killed or could not allocate)"
+    return "crashed", error or f"the trial's torchrun exited with code {returncode}"
