@@ -55,11 +55,16 @@ def run(url: str, n: int, tmp: Path, sampler: str = "random") -> dict:
         per_trial.append(time.perf_counter() - t0)
     total = time.perf_counter() - started
     tenth = max(1, n // 10)
-    return {"n": n, "sampler": sampler, "total_s": round(total, 2),
-            "trial_p50_ms_first": round(pct(per_trial[:tenth], 0.5), 2),
-            "trial_p50_ms_last": round(pct(per_trial[-tenth:], 0.5), 2),
-            "trial_p99_ms_last": round(pct(per_trial[-tenth:], 0.99), 2),
-            "report_p50_ms": round(pct(per_report, 0.5), 2), "report_p99_ms": round(pct(per_report, 0.99), 2)}
+    return {
+        "n": n,
+        "sampler": sampler,
+        "total_s": round(total, 2),
+        "trial_p50_ms_first": round(pct(per_trial[:tenth], 0.5), 2),
+        "trial_p50_ms_last": round(pct(per_trial[-tenth:], 0.5), 2),
+        "trial_p99_ms_last": round(pct(per_trial[-tenth:], 0.99), 2),
+        "report_p50_ms": round(pct(per_report, 0.5), 2),
+        "report_p99_ms": round(pct(per_report, 0.99), 2),
+    }
 
 
 def main() -> None:

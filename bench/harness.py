@@ -32,16 +32,25 @@ from tuner.study.store import StudyStore  # noqa: E402
 
 Objective = Callable[[dict[str, Any], int], float]
 # name -> (sampler, scheduler, startup trials of the model-based samplers; None: Optuna's 10)
-STRATEGIES = {"random": ("random", "none", None), "tpe": ("tpe", "none", None), "gp": ("gp", "none", None),
-              "tpe+asha": ("tpe", "asha", None), "tpe-s5": ("tpe", "none", 5), "tpe-s5+asha": ("tpe", "asha", 5),
-              "gp-s5": ("gp", "none", 5), "gp+asha": ("gp", "asha", None), "gp-s5+asha": ("gp", "asha", 5)}
+STRATEGIES = {
+    "random": ("random", "none", None),
+    "tpe": ("tpe", "none", None),
+    "gp": ("gp", "none", None),
+    "tpe+asha": ("tpe", "asha", None),
+    "tpe-s5": ("tpe", "none", 5),
+    "tpe-s5+asha": ("tpe", "asha", 5),
+    "gp-s5": ("gp", "none", 5),
+    "gp+asha": ("gp", "asha", None),
+    "gp-s5+asha": ("gp", "asha", 5),
+}
 
 
 def dummy_block(tmp: Path) -> Any:
     """The demo block, pointing at a one-line dataset: sessions need a block, these trials read none."""
     source = tmp / "data.jsonl"
-    source.write_text(json.dumps({"messages": [{"role": "user", "content": "q"},
-                                              {"role": "assistant", "content": "a"}]}) + "\n")  # fmt: skip
+    source.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}) + "\n"
+    )
     data = yaml_io.load(ROOT / "tuner" / "demo" / "block.yaml")
     data["runtime_info"]["input"]["training"]["model_name_or_path"] = "/models/none"
     data["runtime_info"]["input"]["conversion"]["source"] = str(source)
@@ -69,14 +78,31 @@ def make_trainable(objective: Objective, steps: int) -> Callable[[dict[str, Any]
         for fidelity in range(1, steps + 1):
             value = objective(config["params"], fidelity)
             tune.report({OBJECTIVE: value, PROGRESS: fidelity, "step": fidelity})
-        tune.report({"final": True, "exit_class": "ok", "reason": "", "value": value, OBJECTIVE: value,
-                     PROGRESS: steps, "wall_s": 0.0, "fidelity_spent": steps})  # fmt: skip
+        tune.report(
+            {
+                "final": True,
+                "exit_class": "ok",
+                "reason": "",
+                "value": value,
+                OBJECTIVE: value,
+                PROGRESS: steps,
+                "wall_s": 0.0,
+                "fidelity_spent": steps,
+            }
+        )
 
     return trainable
 
 
-def run_study(objective: Objective, params: dict[str, Param], strategy: str, seed: int, trials: int,
-              steps: int, concurrency: int = 2) -> Run:  # fmt: skip
+def run_study(
+    objective: Objective,
+    params: dict[str, Param],
+    strategy: str,
+    seed: int,
+    trials: int,
+    steps: int,
+    concurrency: int = 2,
+) -> Run:
     from tuner.orchestrate import driver
     from tuner.orchestrate.plan import RayPlan, SchedulerSettings
 
@@ -85,16 +111,27 @@ def run_study(objective: Objective, params: dict[str, Param], strategy: str, see
         tmp = Path(tmp_name)
         block = dummy_block(tmp)
         space = SearchSpace(params=params)
-        store = StudyStore.open(f"sqlite:///{tmp / 'study.db'}", f"s-{uuid.uuid4().hex[:6]}",
-                                sampler=make_sampler(sampler_name, seed, space, startup))  # fmt: skip
+        store = StudyStore.open(
+            f"sqlite:///{tmp / 'study.db'}",
+            f"s-{uuid.uuid4().hex[:6]}",
+            sampler=make_sampler(sampler_name, seed, space, startup),
+        )
         session = StudySession(store, block, space, Ledger(Budget("trials", trials)), tmp / "trials")
-        plan = RayPlan(study=store.name, trials_dir=tmp / "trials", scheduler=SchedulerSettings.for_study(scheduler, steps),
-                       gpus_per_trial=0, max_concurrent=concurrency, mode="min", reuse_actors=True)  # fmt: skip
+        plan = RayPlan(
+            study=store.name,
+            trials_dir=tmp / "trials",
+            scheduler=SchedulerSettings.for_study(scheduler, steps),
+            gpus_per_trial=0,
+            max_concurrent=concurrency,
+            mode="min",
+            reuse_actors=True,
+        )
         started = time.perf_counter()
         driver.run(session, block, {}, plan, lambda: None, trainable=make_trainable(objective, steps))
         wall = time.perf_counter() - started
-        finished = sorted((t for t in store.trials() if t.state.name in ("COMPLETE", "PRUNED")),
-                          key=lambda t: t.datetime_complete)  # fmt: skip
+        finished = sorted(
+            (t for t in store.trials() if t.state.name in ("COMPLETE", "PRUNED")), key=lambda t: t.datetime_complete
+        )
         best, compute, spent, so_far = [], [], 0.0, float("inf")
         for t in finished:
             spent += max(t.intermediate_values) if t.intermediate_values else steps

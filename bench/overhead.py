@@ -51,8 +51,13 @@ CLI = str(Path(sys.executable).with_name("llamafactory-cli"))  # what a user run
 # "[INFO|2026-11-28 22:59:13] llamafactory..." and "[INFO|trainer.py:1469] 2026-11-28 22:59:15,788 >> ..."
 _STAMP = re.compile(r"^\[\w+\|(?:[^\]]*\] )?\[?(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:,(\d{3}))?")
 # "launcher": the line llamafactory-cli prints before it starts torchrun (tuner prints the same one).
-_MARKS = {"launcher": "distributed tasks at:", "parser": "hparams.parser", "data": "Loading dataset",
-          "model": "loading weights file", "train": "***** Running training *****"}  # fmt: skip
+_MARKS = {
+    "launcher": "distributed tasks at:",
+    "parser": "hparams.parser",
+    "data": "Loading dataset",
+    "model": "loading weights file",
+    "train": "***** Running training *****",
+}
 
 
 def phases(train_log: Path, metrics: dict, wall_s: float) -> dict[str, float]:
@@ -72,8 +77,13 @@ def phases(train_log: Path, metrics: dict, wall_s: float) -> dict[str, float]:
     if len(seen) < len(_MARKS):
         return {}
     train, final_eval = float(metrics.get("train_runtime", 0)), float(metrics.get("eval_runtime", 0))
-    split = {"worker_imports_s": seen["parser"] - seen["launcher"], "data_s": seen["model"] - seen["data"],
-             "model_load_s": seen["train"] - seen["model"], "train_s": train, "final_eval_s": final_eval}  # fmt: skip
+    split = {
+        "worker_imports_s": seen["parser"] - seen["launcher"],
+        "data_s": seen["model"] - seen["data"],
+        "model_load_s": seen["train"] - seen["model"],
+        "train_s": train,
+        "final_eval_s": final_eval,
+    }
     split["launcher_and_rest_s"] = wall_s - sum(split.values())  # CLI import before torchrun, config, save, exit
     return {k: round(v, 1) for k, v in split.items()}
 
@@ -104,11 +114,18 @@ def bare(block_path: Path, tmp: Path) -> dict:
         env = child_env(LaunchSpec(paths.yaml, paths.train_log), free_port())
         started = time.perf_counter()
         with paths.train_log.open("w") as log:
-            subprocess.run([CLI, "train", str(paths.yaml)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                           check=True, cwd=paths.root)  # fmt: skip
+            subprocess.run(
+                [CLI, "train", str(paths.yaml)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=True,
+                cwd=paths.root,
+            )
         walls.append(time.perf_counter() - started)
-        split.append(phases(paths.train_log, json.loads((paths.output_dir / "all_results.json").read_text()),
-                            walls[-1]))  # fmt: skip
+        split.append(
+            phases(paths.train_log, json.loads((paths.output_dir / "all_results.json").read_text()), walls[-1])
+        )
     walls, split = walls[1:], split[1:]
     return {"wall_s": round(sum(walls), 1), "per_trial_s": [round(w, 1) for w in walls], "phases": split}
 
@@ -119,9 +136,28 @@ def through_tuner(block_path: Path, tmp: Path, concurrency: int) -> dict:
     for params in CONFIGS:
         study.enqueue_trial(params)
     started = time.perf_counter()
-    subprocess.run([TUNE, "start", "--config", str(block_path), "--budget", str(len(CONFIGS)), "--study", name,
-                    "--storage", url, "--trials-dir", str(tmp / f"trials-c{concurrency}"), "--scheduler", "none",
-                    "--max-concurrent", str(concurrency)], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            TUNE,
+            "start",
+            "--config",
+            str(block_path),
+            "--budget",
+            str(len(CONFIGS)),
+            "--study",
+            name,
+            "--storage",
+            url,
+            "--trials-dir",
+            str(tmp / f"trials-c{concurrency}"),
+            "--scheduler",
+            "none",
+            "--max-concurrent",
+            str(concurrency),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - started
     trials = optuna.load_study(study_name=name, storage=url).get_trials()
     assert [t.params for t in trials] == CONFIGS and all(t.state.name == "COMPLETE" for t in trials)
@@ -129,11 +165,15 @@ def through_tuner(block_path: Path, tmp: Path, concurrency: int) -> dict:
     for t in trials:
         paths = trial_paths(tmp / f"trials-c{concurrency}", name, t.number)
         metrics = json.loads(paths.result.read_text())["metrics"]
-        per_trial.append({"wall_s": t.user_attrs["wall_s"], "startup_s": t.user_attrs.get("startup_s"),
-                          "phases": phases(paths.train_log, metrics, t.user_attrs["wall_s"])})  # fmt: skip
+        per_trial.append(
+            {
+                "wall_s": t.user_attrs["wall_s"],
+                "startup_s": t.user_attrs.get("startup_s"),
+                "phases": phases(paths.train_log, metrics, t.user_attrs["wall_s"]),
+            }
+        )
     inside = sum(p["wall_s"] for p in per_trial) / concurrency
-    return {"wall_s": round(wall, 1), "per_trial": per_trial,
-            "bookkeeping_s": round(wall - inside, 1)}  # fmt: skip
+    return {"wall_s": round(wall, 1), "per_trial": per_trial, "bookkeeping_s": round(wall - inside, 1)}
 
 
 def main() -> None:
@@ -149,12 +189,20 @@ def main() -> None:
         print("tune start, concurrency 1:", json.dumps(b), flush=True)
         c = through_tuner(block, tmp, 2)
         print("tune start, concurrency 2:", json.dumps(c), flush=True)
-    result = {"configs": CONFIGS, "bare": a, "tuner_c1": b, "tuner_c2": c,
-              "ratio_c1": round(b["wall_s"] / a["wall_s"], 3),
-              "ratio_c2": round(c["wall_s"] / a["wall_s"], 3)}  # fmt: skip
+    result = {
+        "configs": CONFIGS,
+        "bare": a,
+        "tuner_c1": b,
+        "tuner_c2": c,
+        "ratio_c1": round(b["wall_s"] / a["wall_s"], 3),
+        "ratio_c2": round(c["wall_s"] / a["wall_s"], 3),
+    }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    for label, split in (("bare", a["phases"]), ("tune c1", [p["phases"] for p in b["per_trial"]]),
-                         ("tune c2", [p["phases"] for p in c["per_trial"]])):
+    for label, split in (
+        ("bare", a["phases"]),
+        ("tune c1", [p["phases"] for p in b["per_trial"]]),
+        ("tune c2", [p["phases"] for p in c["per_trial"]]),
+    ):
         print(f"{label:8s} mean per trial:", json.dumps(mean_phases(split)))
     print(f"concurrency 2: wall / bare = {result['ratio_c2']:.2f}")
     print(f"ratio wall(tune start, concurrency 1) / wall(bare llamafactory-cli): {result['ratio_c1']:.2f}")

@@ -30,12 +30,24 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "ray_anchor.json"))
     args = parser.parse_args()
-    run = run_study(one_second, {"x": Param("x", "float", "training", -1.0, 1.0)}, "random", 0, args.trials,
-                    steps=1, concurrency=args.concurrency)  # fmt: skip
+    run = run_study(
+        one_second,
+        {"x": Param("x", "float", "training", -1.0, 1.0)},
+        "random",
+        0,
+        args.trials,
+        steps=1,
+        concurrency=args.concurrency,
+    )
     floor = args.trials * 1.0 / args.concurrency
-    row = {"trials": run.trials, "concurrency": args.concurrency, "wall_s": round(run.wall_s, 1), "floor_s": floor,
-           "overhead_pct": round(100 * (run.wall_s / floor - 1), 1),
-           "per_trial_overhead_s": round((run.wall_s - floor) * args.concurrency / args.trials, 3)}  # fmt: skip
+    row = {
+        "trials": run.trials,
+        "concurrency": args.concurrency,
+        "wall_s": round(run.wall_s, 1),
+        "floor_s": floor,
+        "overhead_pct": round(100 * (run.wall_s / floor - 1), 1),
+        "per_trial_overhead_s": round((run.wall_s - floor) * args.concurrency / args.trials, 3),
+    }
     print(json.dumps(row))
     Path(args.out).write_text(json.dumps(row, indent=2) + "\n")
     print(f"ratio wall/floor: {run.wall_s / floor:.2f}")

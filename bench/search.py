@@ -51,10 +51,12 @@ def hartmann3(params: dict, fidelity: int, steps: int) -> float:
 
 
 FUNCTIONS = {
-    "branin": (branin, {"x1": Param("x1", "float", "training", -5.0, 10.0),
-                        "x2": Param("x2", "float", "training", 0.0, 15.0)}),
+    "branin": (
+        branin,
+        {"x1": Param("x1", "float", "training", -5.0, 10.0), "x2": Param("x2", "float", "training", 0.0, 15.0)},
+    ),
     "hartmann3": (hartmann3, {f"x{i}": Param(f"x{i}", "float", "training", 0.0, 1.0) for i in (1, 2, 3)}),
-}  # fmt: skip
+}
 
 
 def main() -> None:
@@ -72,12 +74,24 @@ def main() -> None:
         runs = []
         for strategy in STRATEGIES:
             for seed in range(args.seeds):
-                run = run_study(lambda p, f, fn=function: fn(p, f, args.steps), params, strategy, seed,
-                                args.trials, args.steps)  # fmt: skip
+                run = run_study(
+                    lambda p, f, fn=function: fn(p, f, args.steps), params, strategy, seed, args.trials, args.steps
+                )
                 runs.append(run.__dict__)
-                print(json.dumps({"function": name, "strategy": strategy, "seed": seed, "best": run.best[-1],
-                                  "compute": run.compute[-1], "pruned": run.pruned, "wall_s": round(run.wall_s, 1)}),
-                      flush=True)  # fmt: skip
+                print(
+                    json.dumps(
+                        {
+                            "function": name,
+                            "strategy": strategy,
+                            "seed": seed,
+                            "best": run.best[-1],
+                            "compute": run.compute[-1],
+                            "pruned": run.pruned,
+                            "wall_s": round(run.wall_s, 1),
+                        }
+                    ),
+                    flush=True,
+                )
         results[name] = runs
         best_any = min(r["best"][-1] for r in runs)
         target = best_any + 0.02 * abs(best_any)
@@ -88,12 +102,16 @@ def main() -> None:
             summary[f"{name}/{strategy}"] = {
                 "reached": f"{len(got)}/{len(mine)}",
                 "compute_median": statistics.median(got) if got else None,
-                "compute_min": min(got) if got else None, "compute_max": max(got) if got else None,
+                "compute_min": min(got) if got else None,
+                "compute_max": max(got) if got else None,
                 "final_best_median": statistics.median(r["best"][-1] for r in mine),
                 "compute_total_median": statistics.median(r["compute"][-1] for r in mine),
-            }  # fmt: skip
-            print(f"{name:10s} {strategy:9s} reached {summary[f'{name}/{strategy}']['reached']} "
-                  f"compute to within 2%: {summary[f'{name}/{strategy}']}", flush=True)  # fmt: skip
+            }
+            print(
+                f"{name:10s} {strategy:9s} reached {summary[f'{name}/{strategy}']['reached']} "
+                f"compute to within 2%: {summary[f'{name}/{strategy}']}",
+                flush=True,
+            )
     # Per unit of compute: each strategy's best value once it has spent as much as a TPE+ASHA run
     # spends in total (the smallest budget here), as regret over the best value any run found.
     ratios = []
@@ -105,8 +123,11 @@ def main() -> None:
             values = [best_at(r, budget) - best_any for r in runs if r["strategy"] == strategy]
             regret[strategy] = statistics.median(values)
         summary[f"{name}/regret_at_{budget:g}_units"] = regret
-        print(f"{name:10s} median regret after {budget:g} fidelity units: "
-              + ", ".join(f"{k} {v:.4g}" for k, v in regret.items()), flush=True)  # fmt: skip
+        print(
+            f"{name:10s} median regret after {budget:g} fidelity units: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in regret.items()),
+            flush=True,
+        )
         ratios.append(regret["tpe-s5+asha"] / regret["random"] if regret["random"] > 0 else float("nan"))
     Path(args.out).write_text(json.dumps({"summary": summary, "runs": results}, indent=1) + "\n")
     print(f"ratio median regret at equal compute, tpe-s5+asha / random: {statistics.median(ratios):.2f}")

@@ -34,13 +34,37 @@ def run(strategy: str, seed: int, args: argparse.Namespace, tmp: Path) -> dict:
     sampler, scheduler = STRATEGIES[strategy]
     url, name = f"sqlite:///{tmp / 'search_demo.db'}", f"{strategy.replace('+', '-')}-s{seed}"
     started = time.perf_counter()
-    subprocess.run([TUNE, "start", "--budget", str(args.trials), "--sampler", sampler, "--scheduler", scheduler,
-                    "--seed", str(seed), "--startup-trials", str(args.startup_trials), "--study", name,
-                    "--storage", url, "--trials-dir", str(tmp / "trials"), "--max-concurrent", str(args.concurrency)],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            TUNE,
+            "start",
+            "--budget",
+            str(args.trials),
+            "--sampler",
+            sampler,
+            "--scheduler",
+            scheduler,
+            "--seed",
+            str(seed),
+            "--startup-trials",
+            str(args.startup_trials),
+            "--study",
+            name,
+            "--storage",
+            url,
+            "--trials-dir",
+            str(tmp / "trials"),
+            "--max-concurrent",
+            str(args.concurrency),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wall = time.perf_counter() - started
-    trials = sorted((t for t in optuna.load_study(study_name=name, storage=url).get_trials() if t.datetime_complete),
-                    key=lambda t: t.datetime_complete)  # fmt: skip
+    trials = sorted(
+        (t for t in optuna.load_study(study_name=name, storage=url).get_trials() if t.datetime_complete),
+        key=lambda t: t.datetime_complete,
+    )
     best, compute, so_far, spent = [], [], float("inf"), 0.0
     for t in trials:
         spent += float(t.user_attrs.get("wall_s", 0.0))
@@ -49,9 +73,17 @@ def run(strategy: str, seed: int, args: argparse.Namespace, tmp: Path) -> dict:
         best.append(so_far)
         compute.append(round(spent, 1))
     states = [t.state.name for t in trials]
-    return {"strategy": strategy, "seed": seed, "best": best, "compute": compute, "wall_s": round(wall, 1),
-            "complete": states.count("COMPLETE"), "pruned": states.count("PRUNED"), "failed": states.count("FAIL"),
-            "params_of_best": next((t.params for t in trials if t.value == so_far), None)}  # fmt: skip
+    return {
+        "strategy": strategy,
+        "seed": seed,
+        "best": best,
+        "compute": compute,
+        "wall_s": round(wall, 1),
+        "complete": states.count("COMPLETE"),
+        "pruned": states.count("PRUNED"),
+        "failed": states.count("FAIL"),
+        "params_of_best": next((t.params for t in trials if t.value == so_far), None),
+    }
 
 
 def main() -> None:
@@ -81,19 +113,24 @@ def main() -> None:
         mine = [r for r in runs if r["strategy"] == strategy]
         got = [c for c in (compute_to_reach(r, target) for r in mine) if c is not None]
         summary[strategy] = {
-            "reached": f"{len(got)}/{len(mine)}", "compute_s_median": statistics.median(got) if got else None,
-            "compute_s_min": min(got, default=None), "compute_s_max": max(got, default=None),
+            "reached": f"{len(got)}/{len(mine)}",
+            "compute_s_median": statistics.median(got) if got else None,
+            "compute_s_min": min(got, default=None),
+            "compute_s_max": max(got, default=None),
             "final_best_median": statistics.median(r["best"][-1] for r in mine),
             "compute_s_total_median": statistics.median(r["compute"][-1] for r in mine),
             f"regret_at_{budget:g}_s": statistics.median(best_at(r, budget) - best_any for r in mine),
-        }  # fmt: skip
+        }
         print(f"{strategy:9s} {json.dumps(summary[strategy])}", flush=True)
-    Path(args.out).write_text(json.dumps({"args": vars(args), "best_any": best_any, "summary": summary,
-                                          "runs": runs}, indent=1) + "\n")  # fmt: skip
+    Path(args.out).write_text(
+        json.dumps({"args": vars(args), "best_any": best_any, "summary": summary, "runs": runs}, indent=1) + "\n"
+    )
     a, b = summary.get("tpe+asha", {}), summary.get("random", {})
     if a.get("compute_s_median") and b.get("compute_s_median"):
-        print(f"ratio median compute to within 2% of best, tpe+asha / random: "
-              f"{a['compute_s_median'] / b['compute_s_median']:.2f}")  # fmt: skip
+        print(
+            f"ratio median compute to within 2% of best, tpe+asha / random: "
+            f"{a['compute_s_median'] / b['compute_s_median']:.2f}"
+        )
     else:
         key = f"regret_at_{budget:g}_s"
         ratio = a[key] / b[key] if b.get(key) else float("nan")

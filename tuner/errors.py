@@ -72,9 +72,7 @@ class PreflightError(UserError):
     def __init__(self, findings: list[Any]) -> None:
         self.findings = findings
         errors = [f for f in findings if getattr(f, "severity", "") == "error"]
-        super().__init__(
-            f"preflight found {len(errors)} error(s); run `tune check` to see every finding"
-        )
+        super().__init__(f"preflight found {len(errors)} error(s); run `tune check` to see every finding")
 
 
 class DataError(ConfigError):

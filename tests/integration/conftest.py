@@ -40,13 +40,15 @@ FAST_TUNABLES = {
 @pytest.fixture()
 def fast_block(make_block):
     """The demo block with a smaller space, so that a study's trials take ~40 s each on CPU."""
-    return make_block({"evolving.tunable_params": FAST_TUNABLES,
-                       "runtime_info.input.training.per_device_train_batch_size": 8})
+    return make_block(
+        {"evolving.tunable_params": FAST_TUNABLES, "runtime_info.input.training.per_device_train_batch_size": 8}
+    )
 
 
 def run_tune(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     import subprocess
 
     tune = str(Path(sys.executable).with_name("tune"))
-    return subprocess.run([tune, *args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [tune, *args], capture_output=True, text=True, timeout=timeout, env={**os.environ, "COLUMNS": "200"}
+    )

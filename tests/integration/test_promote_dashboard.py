@@ -38,12 +38,20 @@ def chromium() -> str:
     """Debian's chromium, installed by the test setup when missing (the machine allows apt)."""
     path = shutil.which("chromium")
     if path is None:
-        done = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"],
-                              capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if done.returncode != 0:
             update = subprocess.run(["apt-get", "update"], capture_output=True, text=True, timeout=600)
-            done = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium",
-                                   "chromium-driver"], capture_output=True, text=True, timeout=900)
+            done = subprocess.run(
+                ["apt-get", "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
             assert done.returncode == 0, update.stderr[-2000:] + done.stderr[-2000:]
         path = shutil.which("chromium")
     assert path, "chromium is not installed"
@@ -62,15 +70,37 @@ def live_study(tmp_path_factory, demo):
     block = root / "block.yaml"
     block.write_text("# my production block\n" + yaml_io.dumps(data))
     url, trials_dir = f"sqlite:///{root / 'tuner.db'}", root / "trials"
-    driver = subprocess.Popen([TUNE, "start", "--config", str(block), "--budget", "2", "--study", "live",
-                               "--storage", url, "--trials-dir", str(trials_dir), "--scheduler", "none"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        [
+            TUNE,
+            "start",
+            "--config",
+            str(block),
+            "--budget",
+            "2",
+            "--study",
+            "live",
+            "--storage",
+            url,
+            "--trials-dir",
+            str(trials_dir),
+            "--scheduler",
+            "none",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     port = _free_port()
     deadline = time.monotonic() + 120
     while not (root / "tuner.db").exists() and time.monotonic() < deadline:
         time.sleep(0.5)  # the dashboard needs the database the driver creates
-    dashboard = subprocess.Popen([TUNE, "dashboard", "--storage", url, "--port", str(port)],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    dashboard = subprocess.Popen(
+        [TUNE, "dashboard", "--storage", url, "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen_running = False
     try:
         deadline = time.monotonic() + 600
@@ -85,8 +115,15 @@ def live_study(tmp_path_factory, demo):
             time.sleep(2)
         _, err = driver.communicate(timeout=60)
         assert driver.returncode == 0, err[-3000:]
-        yield {"url": url, "trials_dir": trials_dir, "block": block, "port": port, "dashboard": dashboard,
-               "seen_running": seen_running, "root": root}
+        yield {
+            "url": url,
+            "trials_dir": trials_dir,
+            "block": block,
+            "port": port,
+            "dashboard": dashboard,
+            "seen_running": seen_running,
+            "root": root,
+        }
     finally:
         dashboard.terminate()
         dashboard.wait(timeout=30)
@@ -107,11 +144,27 @@ def test_dashboard_reads_a_running_study_without_breaking_it(live_study, chromiu
         urllib.request.urlopen(request, timeout=10)
 
     shot = tmp_path / "dashboard.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1400,900", "--virtual-time-budget=8000",
-                    f"--screenshot={shot}", f"http://127.0.0.1:{port}/dashboard/studies/{live['study_id']}"],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1400,900",
+            "--virtual-time-budget=8000",
+            f"--screenshot={shot}",
+            f"http://127.0.0.1:{port}/dashboard/studies/{live['study_id']}",
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
     dashboard = live_study["dashboard"]
@@ -153,8 +206,9 @@ def test_promote_the_best_trial(live_study, tmp_path):
     assert run_tune("check", "--config", str(target)).returncode == 0
     again = run_tune("promote", "live", "--storage", url, "--trials-dir", str(trials_dir), "--to", str(target))
     assert again.returncode == 2 and "--force" in again.stderr
-    forced = run_tune("promote", "live", "--storage", url, "--trials-dir", str(trials_dir), "--to", str(target),
-                      "--force")
+    forced = run_tune(
+        "promote", "live", "--storage", url, "--trials-dir", str(trials_dir), "--to", str(target), "--force"
+    )
     assert forced.returncode == 0
     status = run_tune("status", "live", "--storage", url)
     assert f"promoted: trial #{best.number}" in status.stdout

@@ -73,9 +73,15 @@ def test_trial_stopped_mid_run_leaves_no_process(demo, tmp_path):
 
 
 def test_wandb_offline_makes_one_named_grouped_run_per_trial(make_block, tmp_path):
-    block = load_block(make_block({"experiment.wandb_mode": "offline",
-                                   "runtime_info.input.training.num_train_epochs": 1,
-                                   "runtime_info.input.conversion.max_instances": 100}))
+    block = load_block(
+        make_block(
+            {
+                "experiment.wandb_mode": "offline",
+                "runtime_info.input.training.num_train_epochs": 1,
+                "runtime_info.input.conversion.max_instances": 100,
+            }
+        )
+    )
     paths = trial_paths(tmp_path / "trials", "wb", 3)
     result = run_trial(TrialRequest(block, {"learning_rate": 1e-3}, paths, run_name="wb-0003", group="wb"))
     assert result.ok, result.log_tail

@@ -46,23 +46,60 @@ def _checkpointed(trial: optuna.trial.FrozenTrial) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "sigint"])
 def test_driver_stopped_mid_trial_then_resumed(make_block, tmp_path, sig):
-    block = make_block({"evolving.tunable_params": FAST_TUNABLES,
-                        "runtime_info.input.training.save_steps": 5,
-                        "runtime_info.input.training.save_only_model": False})
+    block = make_block(
+        {
+            "evolving.tunable_params": FAST_TUNABLES,
+            "runtime_info.input.training.save_steps": 5,
+            "runtime_info.input.training.save_only_model": False,
+        }
+    )
     url, trials_dir = f"sqlite:///{tmp_path / 'tuner.db'}", tmp_path / "trials"
-    driver = subprocess.Popen([TUNE, "start", "--config", str(block), "--budget", "2", "--study", "s",
-                               "--storage", url, "--trials-dir", str(trials_dir), "--scheduler", "none"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        [
+            TUNE,
+            "start",
+            "--config",
+            str(block),
+            "--budget",
+            "2",
+            "--study",
+            "s",
+            "--storage",
+            url,
+            "--trials-dir",
+            str(trials_dir),
+            "--scheduler",
+            "none",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
     def second_is_running_with_a_checkpoint() -> bool:
         trials = _trials(url, "s")
-        return (len(trials) >= 2 and trials[0].state.name == "COMPLETE" and trials[1].state.name == "RUNNING"
-                and _checkpointed(trials[1]))
+        return (
+            len(trials) >= 2
+            and trials[0].state.name == "COMPLETE"
+            and trials[1].state.name == "RUNNING"
+            and _checkpointed(trials[1])
+        )
 
     _wait(second_is_running_with_a_checkpoint, 400, "trial 0 complete and trial 1 running with a checkpoint")
     if sig == signal.SIGINT:  # meanwhile a second driver is refused, naming the holder
-        refused = run_tune("start", "--config", str(block), "--budget", "2", "--study", "s", "--storage", url,
-                           "--trials-dir", str(trials_dir))
+        refused = run_tune(
+            "start",
+            "--config",
+            str(block),
+            "--budget",
+            "2",
+            "--study",
+            "s",
+            "--storage",
+            url,
+            "--trials-dir",
+            str(trials_dir),
+        )
         assert refused.returncode == 2 and "being run by another driver" in refused.stderr
         assert "PostgreSQL" in refused.stderr  # SQLite: one driver; the message says how to run several
         assert f"pid {driver.pid}" in refused.stderr
@@ -112,13 +149,36 @@ def test_hung_trial_is_stopped_by_the_timeout(demo, tmp_path):
 
 def test_credential_appears_nowhere(make_block, tmp_path):
     key = "local-" + "c0ffee" * 7  # looks like a wandb key; planted through the environment
-    block = make_block({"experiment.wandb_mode": "online", "credentials.wandb_api_key": "${TUNER_PLANTED_KEY}",
-                        "evolving.tunable_params": FAST_TUNABLES})
+    block = make_block(
+        {
+            "experiment.wandb_mode": "online",
+            "credentials.wandb_api_key": "${TUNER_PLANTED_KEY}",
+            "evolving.tunable_params": FAST_TUNABLES,
+        }
+    )
     url, trials_dir = f"sqlite:///{tmp_path / 'tuner.db'}", tmp_path / "trials"
     env = {**os.environ, "TUNER_PLANTED_KEY": key, "WANDB_INIT_TIMEOUT": "10", "COLUMNS": "200"}
-    done = subprocess.run([TUNE, "start", "--config", str(block), "--budget", "1", "--study", "secret",
-                           "--storage", url, "--trials-dir", str(trials_dir), "-v"],
-                          capture_output=True, text=True, env=env, timeout=600)
+    done = subprocess.run(
+        [
+            TUNE,
+            "start",
+            "--config",
+            str(block),
+            "--budget",
+            "1",
+            "--study",
+            "secret",
+            "--storage",
+            url,
+            "--trials-dir",
+            str(trials_dir),
+            "-v",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (trial,) = _trials(url, "secret")  # offline sandbox: wandb cannot log in, the trial fails
     assert trial.state.name in ("FAIL", "COMPLETE")

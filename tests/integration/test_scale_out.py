@@ -18,14 +18,21 @@ from tests.storage import POSTGRES_URL, postgres_available, unique_name
 
 TUNE = str(Path(sys.executable).with_name("tune"))
 RAY = str(Path(sys.executable).with_name("ray"))
-TINY = {"evolving.tunable_params": ["learning_rate"],
-        "runtime_info.input.training.num_train_epochs": 1,
-        "runtime_info.input.conversion.max_instances": 100}
+TINY = {
+    "evolving.tunable_params": ["learning_rate"],
+    "runtime_info.input.training.num_train_epochs": 1,
+    "runtime_info.input.conversion.max_instances": 100,
+}
 
 
 def _tune(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([TUNE, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "COLUMNS": "200", **(env or {})})
+    return subprocess.Popen(
+        [TUNE, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 900) -> str:
@@ -43,18 +50,45 @@ def test_two_drivers_share_one_postgres_study_and_its_budget(make_block, tmp_pat
     if not postgres_available():
         pytest.skip(f"no PostgreSQL answers at {POSTGRES_URL}")
     block, name, trials_dir = make_block(TINY), unique_name("shared"), tmp_path / "trials"
-    first = _tune("start", "--config", str(block), "--budget", "2", "--study", name, "--storage", POSTGRES_URL,
-                  "--trials-dir", str(trials_dir), "--scheduler", "none")
+    first = _tune(
+        "start",
+        "--config",
+        str(block),
+        "--budget",
+        "2",
+        "--study",
+        name,
+        "--storage",
+        POSTGRES_URL,
+        "--trials-dir",
+        str(trials_dir),
+        "--scheduler",
+        "none",
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if any(k.startswith("driver:") for k in optuna.load_study(study_name=name, storage=POSTGRES_URL).user_attrs):
+            if any(
+                k.startswith("driver:") for k in optuna.load_study(study_name=name, storage=POSTGRES_URL).user_attrs
+            ):
                 break
         except KeyError:
             pass
         time.sleep(1)
-    second = _tune("start", "--config", str(block), "--study", name, "--storage", POSTGRES_URL,
-                   "--trials-dir", str(trials_dir), "--scheduler", "none", "--join")
+    second = _tune(
+        "start",
+        "--config",
+        str(block),
+        "--study",
+        name,
+        "--storage",
+        POSTGRES_URL,
+        "--trials-dir",
+        str(trials_dir),
+        "--scheduler",
+        "none",
+        "--join",
+    )
     _finish(first), _finish(second)
     trials = _trials(POSTGRES_URL, name)
     ran = [t for t in trials if t.user_attrs.get("exit_class") != "infeasible"]
@@ -83,22 +117,66 @@ def test_trials_run_on_both_nodes_of_a_ray_cluster(make_block, tmp_path):
     # Guards end their trials' trees themselves; nodes and driver share Ray's token authentication.
     env = {**os.environ, "RAY_kill_child_processes_on_worker_exit": "0", "RAY_AUTH_MODE": "token"}
     started = time.monotonic()
-    subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=1", "--resources", '{"node_a": 1}',
-                    "--include-dashboard=false", "--disable-usage-stats"], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [
+            RAY,
+            "start",
+            "--head",
+            f"--port={port}",
+            "--num-cpus=1",
+            "--resources",
+            '{"node_a": 1}',
+            "--include-dashboard=false",
+            "--disable-usage-stats",
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     try:
-        subprocess.run([RAY, "start", f"--address=127.0.0.1:{port}", "--num-cpus=1", "--resources",
-                        '{"node_b": 1}', "--disable-usage-stats"], check=True, capture_output=True, env=env)
+        subprocess.run(
+            [
+                RAY,
+                "start",
+                f"--address=127.0.0.1:{port}",
+                "--num-cpus=1",
+                "--resources",
+                '{"node_b": 1}',
+                "--disable-usage-stats",
+            ],
+            check=True,
+            capture_output=True,
+            env=env,
+        )
         cluster_up_s = time.monotonic() - started
         url = f"sqlite:///{tmp_path / 'tuner.db'}"
-        proc = _tune("start", "--config", str(make_block(TINY)), "--budget", "2", "--study", "cluster",
-                     "--storage", url, "--trials-dir", str(tmp_path / "trials"), "--scheduler", "none",
-                     "--address", f"127.0.0.1:{port}", "--max-concurrent", "2", env={"RAY_AUTH_MODE": "token"})
+        proc = _tune(
+            "start",
+            "--config",
+            str(make_block(TINY)),
+            "--budget",
+            "2",
+            "--study",
+            "cluster",
+            "--storage",
+            url,
+            "--trials-dir",
+            str(tmp_path / "trials"),
+            "--scheduler",
+            "none",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--max-concurrent",
+            "2",
+            env={"RAY_AUTH_MODE": "token"},
+        )
         _finish(proc)
         trials = _trials(url, "cluster")
         assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
         assert len({t.user_attrs["ray_node_id"] for t in trials}) == 2  # one trial per node
-        (tmp_path / "timings.json").write_text(json.dumps({"cluster_up_s": cluster_up_s,
-                                                           "study_s": time.monotonic() - started - cluster_up_s}))
+        (tmp_path / "timings.json").write_text(
+            json.dumps({"cluster_up_s": cluster_up_s, "study_s": time.monotonic() - started - cluster_up_s})
+        )
     finally:
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
     deadline = time.monotonic() + 30
@@ -110,9 +188,24 @@ def test_trials_run_on_both_nodes_of_a_ray_cluster(make_block, tmp_path):
 
 def test_two_logical_gpus_per_trial(make_block, tmp_path):
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
-    proc = _tune("start", "--config", str(make_block(TINY)), "--budget", "3", "--study", "gpus", "--storage", url,
-                 "--trials-dir", str(tmp_path / "trials"), "--scheduler", "none", "--gpus-per-trial", "2",
-                 env={"TUNER_RAY_NUM_GPUS": "4"})
+    proc = _tune(
+        "start",
+        "--config",
+        str(make_block(TINY)),
+        "--budget",
+        "3",
+        "--study",
+        "gpus",
+        "--storage",
+        url,
+        "--trials-dir",
+        str(tmp_path / "trials"),
+        "--scheduler",
+        "none",
+        "--gpus-per-trial",
+        "2",
+        env={"TUNER_RAY_NUM_GPUS": "4"},
+    )
     _finish(proc)
     trials = sorted(_trials(url, "gpus"), key=lambda t: t.datetime_start)
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3

@@ -29,8 +29,23 @@ def _enqueue(url: str, name: str, block_path: Path, rows: list[dict]) -> None:
 
 def test_start_budget_3_records_three_real_trials(fast_block, tmp_path):
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
-    done = run_tune("start", "--config", str(fast_block), "--budget", "3", "--study", "three", "--storage", url,
-                    "--trials-dir", str(tmp_path / "trials"), "--scheduler", "none", "--seed", "7")
+    done = run_tune(
+        "start",
+        "--config",
+        str(fast_block),
+        "--budget",
+        "3",
+        "--study",
+        "three",
+        "--storage",
+        url,
+        "--trials-dir",
+        str(tmp_path / "trials"),
+        "--scheduler",
+        "none",
+        "--seed",
+        "7",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     trials = _study(url, "three").get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 3
@@ -53,12 +68,30 @@ def test_start_budget_3_records_three_real_trials(fast_block, tmp_path):
 
 def test_asha_prunes_a_bad_trial_as_pruned_not_complete(fast_block, tmp_path):
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
-    _enqueue(url, "asha", fast_block, [
-        {"learning_rate": 1e-3, "num_train_epochs": 2, "max_instances": 150},
-        {"learning_rate": 1e-5, "num_train_epochs": 2, "max_instances": 150},
-    ])
-    done = run_tune("start", "--config", str(fast_block), "--budget", "2", "--study", "asha", "--storage", url,
-                    "--trials-dir", str(tmp_path / "trials"), "--scheduler", "asha")
+    _enqueue(
+        url,
+        "asha",
+        fast_block,
+        [
+            {"learning_rate": 1e-3, "num_train_epochs": 2, "max_instances": 150},
+            {"learning_rate": 1e-5, "num_train_epochs": 2, "max_instances": 150},
+        ],
+    )
+    done = run_tune(
+        "start",
+        "--config",
+        str(fast_block),
+        "--budget",
+        "2",
+        "--study",
+        "asha",
+        "--storage",
+        url,
+        "--trials-dir",
+        str(tmp_path / "trials"),
+        "--scheduler",
+        "asha",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     good, bad = _study(url, "asha").get_trials()
     assert good.state.name == "COMPLETE" and good.params["learning_rate"] == 1e-3
@@ -79,18 +112,39 @@ def test_crashing_trial_is_fail_and_the_study_continues(make_block, tmp_path):
         "  learning_rate: {type: float, low: 1.0e-5, high: 1.0e-3, log: true}\n"
         "  optim: {type: categorical, choices: [adamw_torch, not_an_optimizer]}\n"
     )
-    block = make_block({"evolving.tunable_params": ["learning_rate", "optim"],
-                        "runtime_info.input.training.num_train_epochs": 1,
-                        "runtime_info.input.conversion.max_instances": 100})
+    block = make_block(
+        {
+            "evolving.tunable_params": ["learning_rate", "optim"],
+            "runtime_info.input.training.num_train_epochs": 1,
+            "runtime_info.input.conversion.max_instances": 100,
+        }
+    )
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
-    _enqueue_rows = [{"learning_rate": 1e-3, "optim": "adamw_torch"},
-                     {"learning_rate": 1e-3, "optim": "not_an_optimizer"},
-                     {"learning_rate": 5e-4, "optim": "adamw_torch"}]
+    _enqueue_rows = [
+        {"learning_rate": 1e-3, "optim": "adamw_torch"},
+        {"learning_rate": 1e-3, "optim": "not_an_optimizer"},
+        {"learning_rate": 5e-4, "optim": "adamw_torch"},
+    ]
     study = optuna.create_study(study_name="crash", storage=url)
     for row in _enqueue_rows:
         study.enqueue_trial(row)
-    done = run_tune("start", "--config", str(block), "--space", str(space), "--budget", "3", "--study", "crash",
-                    "--storage", url, "--trials-dir", str(tmp_path / "trials"), "--scheduler", "none")
+    done = run_tune(
+        "start",
+        "--config",
+        str(block),
+        "--space",
+        str(space),
+        "--budget",
+        "3",
+        "--study",
+        "crash",
+        "--storage",
+        url,
+        "--trials-dir",
+        str(tmp_path / "trials"),
+        "--scheduler",
+        "none",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     states = [(t.state.name, t.user_attrs.get("exit_class")) for t in _study(url, "crash").get_trials()]
     assert states == [("COMPLETE", "ok"), ("FAIL", "crashed"), ("COMPLETE", "ok")]
@@ -102,8 +156,21 @@ def test_crashing_trial_is_fail_and_the_study_continues(make_block, tmp_path):
 def test_time_budget_stops_the_study_within_a_small_margin(fast_block, tmp_path):
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
     started = time.monotonic()
-    done = run_tune("start", "--config", str(fast_block), "--budget", "20s", "--study", "timed", "--storage", url,
-                    "--trials-dir", str(tmp_path / "trials"), "--scheduler", "none")
+    done = run_tune(
+        "start",
+        "--config",
+        str(fast_block),
+        "--budget",
+        "20s",
+        "--study",
+        "timed",
+        "--storage",
+        url,
+        "--trials-dir",
+        str(tmp_path / "trials"),
+        "--scheduler",
+        "none",
+    )
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stderr[-3000:]
     trials = _study(url, "timed").get_trials()

@@ -37,27 +37,55 @@ BLOCK_CASES = [
     ("bf16-fp16", {f"{T}.bf16": True, f"{T}.fp16": True}, "bf16 and fp16", "cannot both be true"),
     ("gbs-shape", {"evolving.global_batch_size": [8]}, "evolving.global_batch_size", "at least 2"),
     ("tunables-string", {"evolving.tunable_params": "learning_rate"}, "evolving.tunable_params", "list of"),
-    ("tunables-twice", {"evolving.tunable_params": ["learning_rate", "learning_rate"]},
-     "evolving.tunable_params", "more than once"),
-    ("range-typo", {"evolving.tunable_params": {"learning_rate": {"lo": 1e-5}}},
-     "evolving.tunable_params.learning_rate.lo", "did you mean `low`"),
+    (
+        "tunables-twice",
+        {"evolving.tunable_params": ["learning_rate", "learning_rate"]},
+        "evolving.tunable_params",
+        "more than once",
+    ),
+    (
+        "range-typo",
+        {"evolving.tunable_params": {"learning_rate": {"lo": 1e-5}}},
+        "evolving.tunable_params.learning_rate.lo",
+        "did you mean `low`",
+    ),
     ("experiment-typo", {"experiment.wandb_mod": "online"}, "experiment.wandb_mod", "did you mean `wandb_mode`"),
 ]
 
 SPACE_CASES = [
     ("unknown-param", ["learning_rate", "dropout"], "evolving.tunable_params.dropout", "not a parameter"),
     ("renderer-owned", ["output_dir"], "evolving.tunable_params.output_dir", "set by tuner"),
-    ("low-ge-high", {"learning_rate": {"low": 1e-3, "high": 1e-4}}, "evolving.tunable_params.learning_rate",
-     "`low < high` must hold"),
-    ("log-through-zero", {"learning_rate": {"low": 0.0, "high": 1e-3}}, "evolving.tunable_params.learning_rate",
-     "log range must be positive"),
+    (
+        "low-ge-high",
+        {"learning_rate": {"low": 1e-3, "high": 1e-4}},
+        "evolving.tunable_params.learning_rate",
+        "`low < high` must hold",
+    ),
+    (
+        "log-through-zero",
+        {"learning_rate": {"low": 0.0, "high": 1e-3}},
+        "evolving.tunable_params.learning_rate",
+        "log range must be positive",
+    ),
     ("widen", {"learning_rate": {"low": 1e-6}}, "evolving.tunable_params.learning_rate", "may only narrow"),
-    ("categorical-range", {"per_device_train_batch_size": {"low": 1, "high": 4}},
-     "evolving.tunable_params.per_device_train_batch_size", "categorical"),
-    ("choices-outside", {"per_device_train_batch_size": {"choices": [3]}},
-     "evolving.tunable_params.per_device_train_batch_size.choices", "inside the space file's range"),
-    ("int-fraction", {"num_train_epochs": {"low": 1.5, "high": 3}}, "evolving.tunable_params.num_train_epochs",
-     "whole numbers"),
+    (
+        "categorical-range",
+        {"per_device_train_batch_size": {"low": 1, "high": 4}},
+        "evolving.tunable_params.per_device_train_batch_size",
+        "categorical",
+    ),
+    (
+        "choices-outside",
+        {"per_device_train_batch_size": {"choices": [3]}},
+        "evolving.tunable_params.per_device_train_batch_size.choices",
+        "inside the space file's range",
+    ),
+    (
+        "int-fraction",
+        {"num_train_epochs": {"low": 1.5, "high": 3}},
+        "evolving.tunable_params.num_train_epochs",
+        "whole numbers",
+    ),
     ("gbs-order", None, "evolving.global_batch_size", "min <= max"),
 ]
 
@@ -82,8 +110,7 @@ def test_bad_block_is_rejected_with_key_rule_and_fix(make_block, changes, key, r
 
 @pytest.mark.parametrize(("tunables", "key", "rule"), [c[1:] for c in SPACE_CASES], ids=[c[0] for c in SPACE_CASES])
 def test_bad_space_is_rejected_with_key_rule_and_fix(make_block, tunables, key, rule):
-    changes = {"evolving.tunable_params": tunables} if tunables is not None else {
-        "evolving.global_batch_size": [64, 8]}
+    changes = {"evolving.tunable_params": tunables} if tunables is not None else {"evolving.global_batch_size": [64, 8]}
     path = make_block(changes)
     with pytest.raises(SpaceError) as info:
         build_space(load_block(path))
@@ -117,8 +144,11 @@ def test_missing_block_file(tmp_path):
 @pytest.mark.parametrize(
     ("space_text", "key", "rule"),
     [
-        ("params:\n  learning_rate: {type: float, low: 1.0e-3, high: 1.0e-5}\n", "params.learning_rate",
-         "`low < high` must hold"),
+        (
+            "params:\n  learning_rate: {type: float, low: 1.0e-3, high: 1.0e-5}\n",
+            "params.learning_rate",
+            "`low < high` must hold",
+        ),
         ("params:\n  learning_rate: {type: bool}\n", "params.learning_rate.type", "'float', 'int' or 'categorical'"),
         ("params:\n  lr: {type: float, low: 0, high: 1, log: true}\n", "params.lr", "log range must be positive"),
         ("params: {}\n", "params", "at least 1"),

@@ -21,8 +21,11 @@ def test_demo_block_loads_with_typed_fields_and_passthrough(make_block):
     assert t.passthrough == {"logging_steps": 5, "neftune_noise_alpha": 5}
     assert block.conversion.max_instances == 300
     assert list(block.evolving.tunable_params) == [
-        "learning_rate", "num_train_epochs", "per_device_train_batch_size",
-        "gradient_accumulation_steps", "max_instances",
+        "learning_rate",
+        "num_train_epochs",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "max_instances",
     ]
 
 

@@ -8,9 +8,20 @@ from tuner.study.budget import Budget, Ledger, parse_budget
 
 @pytest.mark.parametrize(
     ("text", "kind", "amount"),
-    [("20", "trials", 20), ("1", "trials", 1), ("90m", "wall", 5400), ("8h", "wall", 28800),
-     ("1h30m", "wall", 5400), ("45s", "wall", 45), ("2h5m10s", "wall", 7510), ("0.5h", "wall", 1800),
-     ("16gpu-h", "gpu", 57600), ("0.25gpu-h", "gpu", 900), ("4 gpu-hours", "gpu", 14400), (" 3 ", "trials", 3)],
+    [
+        ("20", "trials", 20),
+        ("1", "trials", 1),
+        ("90m", "wall", 5400),
+        ("8h", "wall", 28800),
+        ("1h30m", "wall", 5400),
+        ("45s", "wall", 45),
+        ("2h5m10s", "wall", 7510),
+        ("0.5h", "wall", 1800),
+        ("16gpu-h", "gpu", 57600),
+        ("0.25gpu-h", "gpu", 900),
+        ("4 gpu-hours", "gpu", 14400),
+        (" 3 ", "trials", 3),
+    ],
 )
 def test_parse_budget(text, kind, amount):
     assert parse_budget(text) == Budget(kind, float(amount))

@@ -81,8 +81,11 @@ def test_reasoning_is_inlined_for_thinking_templates_only(tmp_path):
         ('{"text": "x"}', "messages", "non-empty list"),
         ('{"messages": [{"role": "assistant", "content": "a"}]}', "messages[0].role", "at this position"),
         ('{"messages": [{"role": "user", "content": "q"}]}', "messages", "end with an assistant"),
-        ('{"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "a"}]}',
-         "messages[0].content", "must be a string"),
+        (
+            '{"messages": [{"role": "user", "content": 3}, {"role": "assistant", "content": "a"}]}',
+            "messages[0].content",
+            "must be a string",
+        ),
     ],
 )
 def test_malformed_trajectories_name_line_and_key(tmp_path, line, key, rule):

@@ -16,8 +16,16 @@ def test_dockerfile_passes_hadolint():
 
 
 def test_compose_file_matches_the_compose_spec():
-    done = subprocess.run([str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
-                           str(ROOT / "docker" / "compose.yaml")], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(ROOT / "docker" / "compose.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 

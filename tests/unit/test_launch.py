@@ -33,7 +33,9 @@ def _spawn(tmp_path: Path, secret: str = "") -> tuple[TrialProcess, int]:
     script = tmp_path / "spawner.py"
     script.write_text(SPAWNER)
     pid_file = tmp_path / "grandchild.pid"
-    spec = LaunchSpec(tmp_path / "x.yaml", tmp_path / "train.log", secret_env={"WANDB_API_KEY": secret} if secret else {})
+    spec = LaunchSpec(
+        tmp_path / "x.yaml", tmp_path / "train.log", secret_env={"WANDB_API_KEY": secret} if secret else {}
+    )
     proc = TrialProcess(spec, argv=[sys.executable, str(script), str(pid_file), secret]).start()
     deadline = time.monotonic() + 20
     while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
@@ -75,7 +77,7 @@ def test_worker_exceptions_are_collected_in_order(tmp_path):
     script = tmp_path / "fail.py"
     script.write_text(
         "print('[rank0]: Traceback (most recent call last):')\n"
-        "print(\"[rank0]: huggingface_hub.errors.HFValidationError: Repo id must be in the form\")\n"
+        'print("[rank0]: huggingface_hub.errors.HFValidationError: Repo id must be in the form")\n'
         "print('[rank0]: OSError: Failed to load tokenizer.')\n"
         "print('torch.distributed.elastic.multiprocessing.errors.ChildFailedError: ')\n"
         "raise SystemExit(1)\n"
@@ -83,8 +85,10 @@ def test_worker_exceptions_are_collected_in_order(tmp_path):
     spec = LaunchSpec(tmp_path / "x.yaml", tmp_path / "train.log")
     proc = TrialProcess(spec, argv=[sys.executable, str(script)]).start()
     assert proc.wait() == 1
-    assert proc.errors == ["huggingface_hub.errors.HFValidationError: Repo id must be in the form",
-                           "OSError: Failed to load tokenizer."]
+    assert proc.errors == [
+        "huggingface_hub.errors.HFValidationError: Repo id must be in the form",
+        "OSError: Failed to load tokenizer.",
+    ]
 
 
 def test_guard_kills_the_trial_when_its_launcher_dies(tmp_path):
@@ -95,10 +99,17 @@ def test_guard_kills_the_trial_when_its_launcher_dies(tmp_path):
     script = tmp_path / "spawner.py"
     script.write_text(SPAWNER)
     pid_file = tmp_path / "grandchild.pid"
-    launcher = subprocess.Popen([sys.executable, "-c", (
-        "import os, subprocess, sys, time\n"
-        f"subprocess.Popen([sys.executable, '-m', 'tuner.trial.guard', str(os.getpid()), '--', sys.executable, {str(script)!r}, {str(pid_file)!r}, 'x'], start_new_session=True)\n"
-        "time.sleep(600)\n")])
+    launcher = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import os, subprocess, sys, time\n"
+                f"subprocess.Popen([sys.executable, '-m', 'tuner.trial.guard', str(os.getpid()), '--', sys.executable, {str(script)!r}, {str(pid_file)!r}, 'x'], start_new_session=True)\n"
+                "time.sleep(600)\n"
+            ),
+        ]
+    )
     deadline = time.monotonic() + 20
     while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -122,8 +133,17 @@ def test_stop_recorded_finds_the_trial_even_when_its_guard_was_killed(tmp_path):
     script.write_text(SPAWNER)
     pid_file = tmp_path / "grandchild.pid"
     spec = LaunchSpec(tmp_path / "x.yaml", tmp_path / "train.log", pid_path=tmp_path / "trial.pid")
-    guard_argv = [sys.executable, "-m", "tuner.trial.guard", str(os.getpid()), "--", sys.executable, str(script),
-                  str(pid_file), "x"]
+    guard_argv = [
+        sys.executable,
+        "-m",
+        "tuner.trial.guard",
+        str(os.getpid()),
+        "--",
+        sys.executable,
+        str(script),
+        str(pid_file),
+        "x",
+    ]
     proc = TrialProcess(spec, argv=guard_argv).start()
     deadline = time.monotonic() + 20
     while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
@@ -159,8 +179,13 @@ def test_kill_tree_kills_what_ignores_sigterm_and_leaves_the_exit_code_to_popen(
 
     ready = tmp_path / "ready"
     stubborn = f"import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); open({str(ready)!r}, 'w'); time.sleep(600)"
-    parent = subprocess.Popen([sys.executable, "-c", (
-        f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {stubborn!r}]); time.sleep(600)")])  # fmt: skip
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (f"import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', {stubborn!r}]); time.sleep(600)"),
+        ]
+    )
     deadline = time.monotonic() + 20
     while not ready.exists() and time.monotonic() < deadline:
         time.sleep(0.05)

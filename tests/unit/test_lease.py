@@ -20,8 +20,14 @@ def store(request, tmp_path):
 
 
 def _holder(**kw):
-    record = {"host": "gpu-node-7", "pid": 4242, "since": time.time() - 300, "heartbeat": time.time(),
-              "token": "other", "released": False}
+    record = {
+        "host": "gpu-node-7",
+        "pid": 4242,
+        "since": time.time() - 300,
+        "heartbeat": time.time(),
+        "token": "other",
+        "released": False,
+    }
     record.update(kw)
     return record
 

@@ -28,9 +28,17 @@ def test_demo_block_is_clean(make_block):
     ("changes", "code", "severity"),
     [
         ({f"{T}.cutoff_len": 40000}, "rope-scaling", "error"),
-        ({f"{T}.save_only_model": True, f"{T}.resume_from_checkpoint": "/x/checkpoint-5"}, "resume-model-only", "error"),
+        (
+            {f"{T}.save_only_model": True, f"{T}.resume_from_checkpoint": "/x/checkpoint-5"},
+            "resume-model-only",
+            "error",
+        ),
         ({f"{T}.save_only_model": True}, "no-resume", "note"),
-        ({"experiment.wandb_mode": "online", "credentials.wandb_api_key": "${TUNER_UNSET_VAR_X}"}, "wandb-key", "error"),
+        (
+            {"experiment.wandb_mode": "online", "credentials.wandb_api_key": "${TUNER_UNSET_VAR_X}"},
+            "wandb-key",
+            "error",
+        ),
         ({f"{T}.flash_attn": "fa2"}, "flash-attn", "warning"),
         ({f"{T}.use_unsloth": True}, "unsloth-zero3", "error"),
         ({f"{T}.dataset": "old_lf_name"}, "dataset-key", "warning"),
@@ -55,8 +63,9 @@ def test_reasoning_data_with_nothink_template_warns(make_block, demo):
     block = load_block(make_block({"runtime_info.input.conversion.source": reasoning_source}))
     finding = _codes(block)["template-drops-reasoning"]
     assert "qwen3_nothink" in finding.message and "template: qwen3" in finding.fix
-    fixed = load_block(make_block({"runtime_info.input.conversion.source": reasoning_source,
-                                   f"{T}.template": "qwen3"}, name="b2.yaml"))
+    fixed = load_block(
+        make_block({"runtime_info.input.conversion.source": reasoning_source, f"{T}.template": "qwen3"}, name="b2.yaml")
+    )
     assert "template-drops-reasoning" not in _codes(fixed)
 
 

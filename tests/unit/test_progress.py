@@ -52,7 +52,9 @@ def test_final_metrics_prefers_eval_results(tmp_path):
 
 
 def _rec(step: int, loss: float | None = None, eval_loss: float | None = None) -> LogRecord:
-    return LogRecord(step=step, total_steps=100, loss=loss, eval_metrics={"eval_loss": eval_loss} if eval_loss else None)
+    return LogRecord(
+        step=step, total_steps=100, loss=loss, eval_metrics={"eval_loss": eval_loss} if eval_loss else None
+    )
 
 
 def test_divergence_guard_nan_inf_and_explosion():

@@ -88,8 +88,14 @@ def _t(number, state, value=None, **attrs):
 
 
 def test_keepers_best_k_pinned_and_pending_retries():
-    trials = [_t(0, "COMPLETE", 2.0), _t(1, "COMPLETE", 1.0), _t(2, "COMPLETE", 3.0, pinned=True),
-              _t(3, "FAIL", exit_class="interrupted"), _t(4, "WAITING", retry_of=3), _t(5, "PRUNED", 9.0)]
+    trials = [
+        _t(0, "COMPLETE", 2.0),
+        _t(1, "COMPLETE", 1.0),
+        _t(2, "COMPLETE", 3.0, pinned=True),
+        _t(3, "FAIL", exit_class="interrupted"),
+        _t(4, "WAITING", retry_of=3),
+        _t(5, "PRUNED", 9.0),
+    ]
     assert keepers(trials, keep_best=1, minimize=True) == {1, 2, 3}
     trials[4] = _t(4, "COMPLETE", 5.0, retry_of=3)
     assert keepers(trials, keep_best=2, minimize=True) == {1, 0, 2}

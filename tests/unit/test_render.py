@@ -13,8 +13,13 @@ from tuner.trial.prepare import TrialRequest, plan, prepare
 from tuner.trial.workspace import trial_paths
 
 GOLDEN = Path(__file__).parent / "golden"
-PARAMS = {"learning_rate": 1.0e-4, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 2,
-          "num_train_epochs": 2, "max_instances": 120}
+PARAMS = {
+    "learning_rate": 1.0e-4,
+    "per_device_train_batch_size": 4,
+    "gradient_accumulation_steps": 2,
+    "num_train_epochs": 2,
+    "max_instances": 120,
+}
 
 
 def _render(make_block, tmp_path, changes=None, params=PARAMS, nproc=1):
@@ -73,8 +78,9 @@ def test_wandb_modes_map_to_report_to(make_block, tmp_path):
 
 def test_no_secret_in_rendered_files(make_block, tmp_path, monkeypatch):
     monkeypatch.setenv("TUNER_TEST_KEY", "wandb-secret-0123456789")
-    block = load_block(make_block({"credentials.wandb_api_key": "${TUNER_TEST_KEY}",
-                                   "experiment.wandb_mode": "online"}))
+    block = load_block(
+        make_block({"credentials.wandb_api_key": "${TUNER_TEST_KEY}", "experiment.wandb_mode": "online"})
+    )
     paths = trial_paths(tmp_path / "trials", "s", 0)
     prepare(TrialRequest(block, {}, paths))
     for path in paths.root.rglob("*"):
@@ -90,8 +96,11 @@ def test_no_secret_in_rendered_files(make_block, tmp_path, monkeypatch):
         ({"experiment.wandb_mode": "offline"}, {"learning_rate": 1e-5}, 1),
         ({"runtime_info.input.training.deepspeed": "ds_z2_config.json"}, {"num_train_epochs": 1}, 1),
         ({"runtime_info.input.training.deepspeed": None, "runtime_info.input.training.save_steps": 50}, {}, 1),
-        ({"runtime_info.input.training.template": "qwen3", "runtime_info.input.training.neftune_noise_alpha": 5.0},
-         {"warmup_ratio": 0.05}, 1),
+        (
+            {"runtime_info.input.training.template": "qwen3", "runtime_info.input.training.neftune_noise_alpha": 5.0},
+            {"warmup_ratio": 0.05},
+            1,
+        ),
     ],
     ids=["demo-params", "two-procs", "wandb-offline", "zero2", "no-deepspeed-save-steps", "passthrough"],
 )

@@ -20,9 +20,12 @@ def _study(tmp_path, states):
         number, _ = store.ask(DIST)
         for step in (10, 20):
             store.report(number, 3.0 - i * 0.1 - step / 100, step)
-        store.tell(number, state, 2.0 - i * 0.1 if state == "COMPLETE" else None,
-                   attrs={"exit_class": {"COMPLETE": "ok", "FAIL": "crashed", "PRUNED": "pruned"}[state],
-                          "wall_s": 30.0})
+        store.tell(
+            number,
+            state,
+            2.0 - i * 0.1 if state == "COMPLETE" else None,
+            attrs={"exit_class": {"COMPLETE": "ok", "FAIL": "crashed", "PRUNED": "pruned"}[state], "wall_s": 30.0},
+        )
     return store
 
 

@@ -4,7 +4,8 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from tuner.config.block import load_block
-from tuner.config.space import DEFAULT_SPACE, build_space, load_space_file
+from tuner.config.space import build_space
+from tuner.config.space_file import DEFAULT_SPACE, load_space_file
 
 
 def test_default_space_file_matches_the_design():
@@ -44,12 +45,16 @@ def test_space_serializes_to_json_for_the_study(make_block):
 
 @pytest.mark.parametrize(
     ("params", "gpus", "violates"),
-    [({"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2}, 1, False),
-     ({"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2}, 8, True),
-     ({"per_device_train_batch_size": 1}, 1, True)],
+    [
+        ({"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2}, 1, False),
+        ({"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2}, 8, True),
+        ({"per_device_train_batch_size": 1}, 1, True),
+    ],
 )
 def test_global_batch_constraint(make_block, params, gpus, violates):
     block = load_block(make_block({"evolving.global_batch_size": [4, 64]}))
     space = build_space(block)
-    assert space.global_batch_size({"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2}, block, 8) == 128
+    assert (
+        space.global_batch_size({"per_device_train_batch_size": 8, "gradient_accumulation_steps": 2}, block, 8) == 128
+    )
     assert (space.violation(params, block, gpus) is not None) == violates

@@ -19,6 +19,7 @@ from tuner.errors import TunerError
 
 __all__ = ["app", "main"]
 
+
 def main() -> None:
     try:
         app()
@@ -28,4 +29,3 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("interrupted: every trial process was stopped")
         sys.exit(130)
-

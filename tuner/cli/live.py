@@ -23,8 +23,6 @@ from tuner.trial.workspace import trial_paths
 REFRESH_S = 0.5
 
 
-
-
 class _Running:
     def __init__(self, follower: LogFollower) -> None:
         self.follower = follower
@@ -74,8 +72,13 @@ class LiveView:
         counts = state_counts(trials)
         spent = s.ledger.spent(session_s=s.session_s, running={n: (0.0, 0) for n in s.running})
         kind = s.ledger.budget.kind
-        spent_text = (f"{int(spent)} trials" if kind == "trials" else
-                      f"{spent / 3600:.2f} GPU-h" if kind == "gpu" else f"{spent:.0f} s")  # fmt: skip
+        spent_text = (
+            f"{int(spent)} trials"
+            if kind == "trials"
+            else f"{spent / 3600:.2f} GPU-h"
+            if kind == "gpu"
+            else f"{spent:.0f} s"
+        )
         header = Text.from_markup(
             f"[bold]study[/bold] {escape(s.store.name)}   [bold]budget[/bold] {spent_text} of {self.budget_text}"
             f"   [bold]elapsed[/bold] {time.monotonic() - self._started:.0f} s\n"
@@ -86,9 +89,12 @@ class LiveView:
         parts: list[Any] = [header]
         best = s.store.best()
         if best is not None:
-            parts.append(Text.from_markup(
-                f"[bold]best[/bold] #{best.number} {s.block.experiment.metric}={best.value:.4f}  "
-                f"{escape(format_params(best.params))}"))  # fmt: skip
+            parts.append(
+                Text.from_markup(
+                    f"[bold]best[/bold] #{best.number} {s.block.experiment.metric}={best.value:.4f}  "
+                    f"{escape(format_params(best.params))}"
+                )
+            )
         running = [t for t in trials if t.state.name == "RUNNING" and t.number in s.running]
         if running:
             table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
@@ -97,9 +103,13 @@ class LiveView:
             for t in running:
                 p = self._progress(t.number)
                 bar = _bar(p.last.step, p.last.total_steps) if p.last else "starting..."
-                table.add_row(f"#{t.number}", escape(format_params(t.params)), bar,
-                              f"{p.loss:.4f}" if p.loss is not None else "-",
-                              f"{p.eval:.4f}" if p.eval is not None else "-")  # fmt: skip
+                table.add_row(
+                    f"#{t.number}",
+                    escape(format_params(t.params)),
+                    bar,
+                    f"{p.loss:.4f}" if p.loss is not None else "-",
+                    f"{p.eval:.4f}" if p.eval is not None else "-",
+                )
             parts.append(table)
         return Group(*parts)
 
@@ -118,6 +128,12 @@ def summary_table(trials: list[Any], metric: str) -> Table:
     for t in sorted(trials, key=lambda t: t.number):
         value = f"{t.value:.4f}" if t.value is not None else "-"
         wall = t.user_attrs.get("wall_s")
-        table.add_row(str(t.number), t.state.name, str(t.user_attrs.get("exit_class", "-")), value,
-                      escape(format_params(t.params)), f"{wall:.0f}" if wall is not None else "-")  # fmt: skip
+        table.add_row(
+            str(t.number),
+            t.state.name,
+            str(t.user_attrs.get("exit_class", "-")),
+            value,
+            escape(format_params(t.params)),
+            f"{wall:.0f}" if wall is not None else "-",
+        )
     return table

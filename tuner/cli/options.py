@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -36,8 +34,11 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log what tune
 StudyOpt = Annotated[str | None, typer.Option("--study", help="Study name. Default: <data_name>-<date-time>.")]
 StorageOpt = Annotated[
     str | None,
-    typer.Option("--storage", envvar="TUNER_STORAGE",
-                 help="SQLAlchemy URL of the studies. Default: sqlite:///<trials-dir>/tuner.db."),
+    typer.Option(
+        "--storage",
+        envvar="TUNER_STORAGE",
+        help="SQLAlchemy URL of the studies. Default: sqlite:///<trials-dir>/tuner.db.",
+    ),
 ]
 SamplerOpt = Annotated[str, typer.Option("--sampler", help="tpe (seeded), gp, random, grid or cmaes.")]
 SchedulerOpt = Annotated[str, typer.Option("--scheduler", help="asha (stop bad trials early) or none.")]
@@ -69,16 +70,6 @@ AllowChangesOpt = Annotated[
 JoinOpt = Annotated[
     bool, typer.Option("--join", help="Run next to the study's live drivers (PostgreSQL) and share its budget.")
 ]
-
-
-def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Optuna announces every study and trial at INFO; the live view already shows them.
-    logging.getLogger("optuna").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def load_block_or_demo(config: Path | None) -> Block:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tuner.config.preflight import Finding
+from tuner.config.findings import Finding
 from tuner.redact import redact_url
 from tuner.trial.progress import LogRecord
 from tuner.trial.runner import TrialResult
@@ -60,9 +60,7 @@ class TrialProgress:
         self._progress.__enter__()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self._progress.__exit__(kind, exc, tb)
 
     def update(self, record: LogRecord) -> None:
@@ -72,9 +70,12 @@ class TrialProgress:
             self._eval = "  ".join(f"{k} {v:.4f}" for k, v in record.eval_metrics.items())
         loss = f"loss {self._loss:.4f}  " if self._loss is not None else ""
         self._progress.update(
-            self._task, description="training", completed=record.step,
-            total=record.total_steps or None, metrics=loss + self._eval,
-        )  # fmt: skip
+            self._task,
+            description="training",
+            completed=record.step,
+            total=record.total_steps or None,
+            metrics=loss + self._eval,
+        )
 
 
 def print_result(console: Console, result: TrialResult, paths: TrialPaths) -> None:
@@ -129,9 +130,13 @@ def print_studies(console: Console, url: str) -> None:
         trials = store.trials()
         counts = state_counts(trials)
         best = store.best()
-        table.add_row(escape(name), *(str(counts[k]) for k in ("complete", "running", "pruned", "failed")),
-                      f"{best.value:.4f} (#{best.number})" if best else "-", _spent_text(store.attrs()),
-                      _disk_text(trials))  # fmt: skip
+        table.add_row(
+            escape(name),
+            *(str(counts[k]) for k in ("complete", "running", "pruned", "failed")),
+            f"{best.value:.4f} (#{best.number})" if best else "-",
+            _spent_text(store.attrs()),
+            _disk_text(trials),
+        )
     console.print(table)
 
 
@@ -154,21 +159,26 @@ def print_study(console: Console, url: str, name: str) -> None:
     metric = attrs.get("metric", "value")
     trials = store.trials()
     console.print(summary_table(trials, metric))
-    reasons = [(t.number, t.user_attrs["reason"]) for t in trials
-               if t.user_attrs.get("reason") and t.state.name != "COMPLETE"]  # fmt: skip
+    reasons = [
+        (t.number, t.user_attrs["reason"]) for t in trials if t.user_attrs.get("reason") and t.state.name != "COMPLETE"
+    ]
     for number, reason in reasons:
         console.print(f"  #{number}: {escape(str(reason))}", highlight=False)
     best = store.best()
     pinned = [t.number for t in trials if t.user_attrs.get("pinned")]
-    console.print(f"budget: {_spent_text(attrs)}; disk: {_disk_text(trials)}"
-                  + (f" (pinned: {pinned})" if pinned else "")
-                  + f"; sampler {attrs.get('sampler', '-')}, scheduler {attrs.get('scheduler', '-')}; "
-                  f"storage {escape(redact_url(url))}")  # fmt: skip
+    console.print(
+        f"budget: {_spent_text(attrs)}; disk: {_disk_text(trials)}"
+        + (f" (pinned: {pinned})" if pinned else "")
+        + f"; sampler {attrs.get('sampler', '-')}, scheduler {attrs.get('scheduler', '-')}; "
+        f"storage {escape(redact_url(url))}"
+    )
     for p in attrs.get("promotions", []):
         console.print(f"promoted: trial #{p['trial']} -> {escape(p['path'])} by {escape(p['by'])} at {p['at']}")
     if best is not None:
-        console.print(f"[bold]best[/bold]: trial #{best.number} {metric}={best.value:.6f}  "
-                      f"{escape(format_params(best.params))}  ({escape(str(best.user_attrs.get('trial_dir', '')))})")
+        console.print(
+            f"[bold]best[/bold]: trial #{best.number} {metric}={best.value:.6f}  "
+            f"{escape(format_params(best.params))}  ({escape(str(best.user_attrs.get('trial_dir', '')))})"
+        )
 
 
 def print_study_end(console: Console, session: Any) -> None:
@@ -183,8 +193,10 @@ def print_study_start(console: Console, prepared: Any) -> None:
     s = prepared.session
     where = escape(redact_url(s.store.url))
     if prepared.took_over:
-        console.print(f"[yellow]Took over[/yellow] from a driver that stopped sending heartbeats "
-                      f"({escape(str(prepared.took_over.get('host')))} pid {prepared.took_over.get('pid')}).")
+        console.print(
+            f"[yellow]Took over[/yellow] from a driver that stopped sending heartbeats "
+            f"({escape(str(prepared.took_over.get('host')))} pid {prepared.took_over.get('pid')})."
+        )
     recovered = prepared.recovered
     if recovered and (recovered.interrupted or recovered.requeued):
         if recovered.interrupted:
@@ -193,5 +205,7 @@ def print_study_start(console: Console, prepared: Any) -> None:
             how = f"continuing from {escape(checkpoint)}" if checkpoint else "from the start"
             console.print(f"  trial #{number} will run again, {how}")
     verb = "Resuming" if prepared.resumed else "Starting"
-    console.print(f"{verb} study [bold]{escape(s.store.name)}[/bold] in {where}; budget {prepared.budget.describe()}"
-                  f"; trials in {s.trials_dir / s.store.name}")
+    console.print(
+        f"{verb} study [bold]{escape(s.store.name)}[/bold] in {where}; budget {prepared.budget.describe()}"
+        f"; trials in {s.trials_dir / s.store.name}"
+    )

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tuner.cli.app import app
+from tuner.cli.logs import setup_logging
 from tuner.cli.options import (
     AddressOpt,
     AllowChangesOpt,
@@ -32,12 +33,10 @@ from tuner.cli.options import (
     err,
     load_block_or_demo,
     out,
-    setup_logging,
 )
 
 if TYPE_CHECKING:
     from tuner.orchestrate.options import StartOptions
-
 
 
 @app.command()
@@ -114,7 +113,7 @@ def _run(block_config: Path | None, options: StartOptions, *, must_exist: bool =
 
     from tuner.cli import printing
     from tuner.cli.live import LiveView
-    from tuner.cli.options import study_log
+    from tuner.cli.logs import study_log
     from tuner.errors import PreflightError
     from tuner.orchestrate.prepare import prepare_study
     from tuner.orchestrate.run import run_study
@@ -129,8 +128,10 @@ def _run(block_config: Path | None, options: StartOptions, *, must_exist: bool =
 
     def on_signal(count: int) -> None:
         if count == 1:
-            err.print("\n[yellow]Stopping:[/yellow] no new trials; running ones are stopped and recorded "
-                      "FAIL interrupted (resume runs them again). Ctrl-C again to kill at once.")
+            err.print(
+                "\n[yellow]Stopping:[/yellow] no new trials; running ones are stopped and recorded "
+                "FAIL interrupted (resume runs them again). Ctrl-C again to kill at once."
+            )
         else:
             err.print("\n[red]Killing the running trials now.[/red]")
 
@@ -161,9 +162,14 @@ def start(
     address: AddressOpt = None,
     trials_dir: TrialsDirOpt = Path("trials"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sampler.")] = 0,
-    startup_trials: Annotated[int | None, typer.Option(
-        "--startup-trials", help="Random trials before TPE/GP model the space "
-        "(default: a quarter of a trial budget, 3 to 10; 10 for time and GPU-hour budgets).")] = None,
+    startup_trials: Annotated[
+        int | None,
+        typer.Option(
+            "--startup-trials",
+            help="Random trials before TPE/GP model the space "
+            "(default: a quarter of a trial budget, 3 to 10; 10 for time and GPU-hour budgets).",
+        ),
+    ] = None,
     trial_timeout: TimeoutOpt = None,
     retries: RetriesOpt = 0,
     keep_best: KeepBestOpt = 1,
@@ -179,13 +185,29 @@ def start(
     setup_logging(verbose)
     from tuner.orchestrate.options import StartOptions
 
-    _run(config, StartOptions(
-        budget=budget, study=study, storage=storage, space=space, sampler=sampler, scheduler=scheduler,
-        gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, address=address, trials_dir=trials_dir,
-        seed=seed, startup_trials=startup_trials,
-        verbose=verbose, trial_timeout_s=trial_timeout, retries=retries, allow_changes=allow_changes,
-        keep_best=keep_best, join=join,
-    ))  # fmt: skip
+    _run(
+        config,
+        StartOptions(
+            budget=budget,
+            study=study,
+            storage=storage,
+            space=space,
+            sampler=sampler,
+            scheduler=scheduler,
+            gpus_per_trial=gpus_per_trial,
+            max_concurrent=max_concurrent,
+            address=address,
+            trials_dir=trials_dir,
+            seed=seed,
+            startup_trials=startup_trials,
+            verbose=verbose,
+            trial_timeout_s=trial_timeout,
+            retries=retries,
+            allow_changes=allow_changes,
+            keep_best=keep_best,
+            join=join,
+        ),
+    )
 
 
 @app.command()
@@ -212,8 +234,21 @@ def resume(
     setup_logging(verbose)
     from tuner.orchestrate.options import StartOptions
 
-    _run(config, StartOptions(
-        budget=budget, study=study, storage=storage, gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent,
-        address=address, trials_dir=trials_dir, verbose=verbose, trial_timeout_s=trial_timeout, retries=retries,
-        allow_changes=allow_changes, keep_best=keep_best,
-    ), must_exist=True)  # fmt: skip
+    _run(
+        config,
+        StartOptions(
+            budget=budget,
+            study=study,
+            storage=storage,
+            gpus_per_trial=gpus_per_trial,
+            max_concurrent=max_concurrent,
+            address=address,
+            trials_dir=trials_dir,
+            verbose=verbose,
+            trial_timeout_s=trial_timeout,
+            retries=retries,
+            allow_changes=allow_changes,
+            keep_best=keep_best,
+        ),
+        must_exist=True,
+    )

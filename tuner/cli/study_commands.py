@@ -45,8 +45,12 @@ def pin(
     if trial not in {t.number for t in store.trials()}:
         from tuner.errors import ConfigError
 
-        raise ConfigError(f"study {study!r} has no trial {trial}", key="TRIAL", value=trial,
-                          fix=f"run `tune status {study}` to see its trials")  # fmt: skip
+        raise ConfigError(
+            f"study {study!r} has no trial {trial}",
+            key="TRIAL",
+            value=trial,
+            fix=f"run `tune status {study}` to see its trials",
+        )
     store.set_trial_attrs(trial, {"pinned": not unpin})
     out.print(f"trial #{trial} of {study} {'unpinned' if unpin else 'pinned'}")
 
@@ -78,7 +82,8 @@ def dashboard(
     storage: StorageOpt = None,
     trials_dir: TrialsDirOpt = Path("trials"),
     host: Annotated[str, typer.Option("--host", help="Interface to bind. Anything but localhost is exposed.")] = (
-        "127.0.0.1"),
+        "127.0.0.1"
+    ),
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8080,
 ) -> None:
     """Serve optuna-dashboard on the study storage (read-only) until Ctrl-C."""
@@ -88,8 +93,9 @@ def dashboard(
     url = storage or default_storage(trials_dir)
     server = make_dashboard(url, host, port)
     if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(f"[yellow]Listening on {escape(host)}: anyone who can reach this machine can read "
-                  "the studies.[/yellow]")
+        err.print(
+            f"[yellow]Listening on {escape(host)}: anyone who can reach this machine can read the studies.[/yellow]"
+        )
     out.print(f"Dashboard: {escape(describe(url, host, port))}  (Ctrl-C to stop)")
     try:
         server.serve_forever()

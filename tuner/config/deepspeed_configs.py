@@ -85,8 +85,13 @@ def resolve(value: str | dict[str, Any] | None, file: str) -> dict[str, Any] | N
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
-            raise ConfigError(f"DeepSpeed config cannot be read: {e}", file=file, key=_KEY, value=value,
-                              fix="point it at a valid JSON file") from None  # fmt: skip
+            raise ConfigError(
+                f"DeepSpeed config cannot be read: {e}",
+                file=file,
+                key=_KEY,
+                value=value,
+                fix="point it at a valid JSON file",
+            ) from None
         if not isinstance(data, dict):
             raise ConfigError("DeepSpeed config must be a JSON object", file=file, key=_KEY, value=value)
         return data

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from tuner.config import yaml_io
 from tuner.config._pydantic_errors import translate
 from tuner.config.block import Block
-from tuner.config.space import RENDERER_OWNED
+from tuner.config.space_file import RENDERER_OWNED
 from tuner.errors import ConfigError
 
 CONVERSION_KEYS = frozenset({"max_instances"})
@@ -27,8 +27,9 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError("must look like key=value", key="--set", value=item,
-                              fix="write e.g. --set learning_rate=1.0e-4")  # fmt: skip
+            raise ConfigError(
+                "must look like key=value", key="--set", value=item, fix="write e.g. --set learning_rate=1.0e-4"
+            )
         params[key] = yaml_io.loads(raw, file=f"--set {key}") if raw.strip() else None
     return params
 
@@ -44,8 +45,12 @@ def apply_params(block: Block, params: dict[str, Any], targets: dict[str, str], 
     """A copy of the block with the parameters filled in, validated like the file itself."""
     owned = sorted(k for k in params if k in RENDERER_OWNED and targets[k] == "training")
     if owned:
-        raise ConfigError("is set by tuner for every trial and cannot be overridden", key=origin,
-                          value=owned, fix="change it in the block file instead")  # fmt: skip
+        raise ConfigError(
+            "is set by tuner for every trial and cannot be overridden",
+            key=origin,
+            value=owned,
+            fix="change it in the block file instead",
+        )
     sections: dict[str, Any] = {}
     for name, model in (("training", block.training), ("conversion", block.conversion)):
         mine = {k: v for k, v in params.items() if targets[k] == name}

@@ -7,108 +7,17 @@ plain value that serializes to JSON (stored in the study so a resume can refuse 
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-
-from tuner.config import yaml_io
-from tuner.config._pydantic_errors import translate
+from tuner.config.space_file import DEFAULT_SPACE, RENDERER_OWNED, GlobalBatch, ParamSpec, check_range, load_space_file
 from tuner.errors import SpaceError
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
     from tuner.config.block import Block, RangeOverride
-
-DEFAULT_SPACE = Path(__file__).resolve().parents[2] / "search_spaces" / "sft_full.yaml"
-
-# Keys the renderer sets for every trial; tuning them would break the trial workspace contract.
-RENDERER_OWNED = frozenset(
-    {
-        "output_dir", "dataset", "dataset_dir", "eval_dataset", "deepspeed", "report_to",
-        "run_name", "logging_dir", "do_train", "do_eval", "eval_strategy", "eval_steps",
-        "overwrite_output_dir", "model_name_or_path", "template", "stage", "finetuning_type",
-    }
-)  # fmt: skip
-
-
-class ParamSpec(BaseModel):
-    """One tunable as a space file declares it."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: Literal["float", "int", "categorical"]
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    step: float | None = Field(None, gt=0)
-    choices: list[Any] | None = Field(None, min_length=1)
-    target: Literal["training", "conversion"] = "training"
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ParamSpec:
-        _check_range(self.type, self.low, self.high, self.log, self.step, self.choices)
-        return self
-
-
-class GlobalBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    min: int = Field(1, ge=1)
-    max: int = Field(1_000_000, ge=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> GlobalBatch:
-        if self.min > self.max:
-            raise ValueError(f"`min <= max` must hold, but got (min={self.min}, max={self.max})")
-        return self
-
-
-class Constraints(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    global_batch_size: GlobalBatch | None = None
-
-
-class SpaceFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    params: dict[str, ParamSpec] = Field(min_length=1)
-    constraints: Constraints = Field(default_factory=Constraints)
-
-
-def _check_range(
-    kind: str,
-    low: float | None,
-    high: float | None,
-    log: bool,
-    step: float | None,
-    choices: list[Any] | None,
-) -> None:
-    """Raise ValueError (turned into SpaceError by the caller) when a range is unusable."""
-    if kind == "categorical":
-        if not choices:
-            raise ValueError("a categorical parameter needs `choices` (a non-empty list)")
-        if low is not None or high is not None:
-            raise ValueError("a categorical parameter takes `choices`, not low/high")
-        if len(set(map(json.dumps, choices))) != len(choices):
-            raise ValueError(f"`choices` must be distinct, but got {choices}")
-        return
-    if choices is not None:
-        raise ValueError(f"a {kind} parameter takes low/high, not `choices`")
-    if low is None or high is None:
-        raise ValueError(f"a {kind} parameter needs both `low` and `high`")
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise ValueError(f"low and high must be finite, but got (low={low}, high={high})")
-    if low >= high:
-        raise ValueError(f"`low < high` must hold, but got (low={low}, high={high})")
-    if log and low <= 0:
-        raise ValueError(f"a log range must be positive (`low > 0`), but got (low={low}, high={high})")
-    if log and step is not None:
-        raise ValueError("`step` cannot be combined with `log: true`")
-    if kind == "int" and (low != int(low) or high != int(high) or (step is not None and step != int(step))):
-        raise ValueError(f"an int parameter needs whole numbers, but got (low={low}, high={high})")
 
 
 @dataclass(frozen=True)
@@ -170,25 +79,22 @@ class SearchSpace:
             return None
         size = self.global_batch_size(params, block, gpus)
         if not self.global_batch.min <= size <= self.global_batch.max:
-            return (
-                f"effective global batch size {size} is outside "
-                f"[{self.global_batch.min}, {self.global_batch.max}]"
-            )
+            return f"effective global batch size {size} is outside [{self.global_batch.min}, {self.global_batch.max}]"
         return None
-
-
-def load_space_file(path: Path) -> SpaceFile:
-    data = yaml_io.load(path)
-    try:
-        return SpaceFile.model_validate(data)
-    except ValidationError as e:
-        raise translate(e, SpaceFile, file=str(path), error_cls=SpaceError) from None
 
 
 def _narrow(name: str, spec: ParamSpec, override: RangeOverride | None, file: str) -> Param:
     key = f"evolving.tunable_params.{name}"
-    base = Param(name, spec.type, spec.target, spec.low, spec.high, spec.log, spec.step,
-                 tuple(spec.choices) if spec.choices else None)  # fmt: skip
+    base = Param(
+        name,
+        spec.type,
+        spec.target,
+        spec.low,
+        spec.high,
+        spec.log,
+        spec.step,
+        tuple(spec.choices) if spec.choices else None,
+    )
     if override is None or not override.model_fields_set:
         return base
     o = override
@@ -197,35 +103,51 @@ def _narrow(name: str, spec: ParamSpec, override: RangeOverride | None, file: st
         if outside:
             raise SpaceError(
                 f"choices must lie inside the space file's range {_describe(base)}",
-                file=file, key=f"{key}.choices", value=outside,
+                file=file,
+                key=f"{key}.choices",
+                value=outside,
                 fix="pick choices from that range, or pass --space with a wider space file",
-            )  # fmt: skip
+            )
         if spec.type == "int" and any(not isinstance(c, int) or isinstance(c, bool) for c in o.choices):
-            raise SpaceError("an int parameter needs whole-number choices", file=file, key=f"{key}.choices",
-                             value=o.choices, fix="write choices such as [1, 2, 4]")  # fmt: skip
+            raise SpaceError(
+                "an int parameter needs whole-number choices",
+                file=file,
+                key=f"{key}.choices",
+                value=o.choices,
+                fix="write choices such as [1, 2, 4]",
+            )
         return Param(name, "categorical", spec.target, choices=tuple(o.choices))
     if spec.type == "categorical":
         raise SpaceError(
             "is categorical: narrow it with `choices`, not low/high/log/step",
-            file=file, key=key, value=o.model_dump(exclude_unset=True),
+            file=file,
+            key=key,
+            value=o.model_dump(exclude_unset=True),
             fix=f"write `{name}: {{choices: {list(spec.choices or [])[:2]}}}`",
-        )  # fmt: skip
+        )
     low = spec.low if o.low is None else o.low
     high = spec.high if o.high is None else o.high
     log = spec.log if o.log is None else o.log
     step = o.step if o.step is not None else (None if o.log else spec.step)
     try:
-        _check_range(spec.type, low, high, log, step, None)
+        check_range(spec.type, low, high, log, step, None)
     except ValueError as e:
-        raise SpaceError(str(e), file=file, key=key, value=o.model_dump(exclude_unset=True),
-                         fix="choose low < high (and low > 0 for a log range)") from None  # fmt: skip
+        raise SpaceError(
+            str(e),
+            file=file,
+            key=key,
+            value=o.model_dump(exclude_unset=True),
+            fix="choose low < high (and low > 0 for a log range)",
+        ) from None
     assert spec.low is not None and spec.high is not None  # guaranteed by ParamSpec
     if low < spec.low or high > spec.high:  # type: ignore[operator]
         raise SpaceError(
             f"may only narrow the space file's range {_describe(base)}",
-            file=file, key=key, value={"low": low, "high": high},
+            file=file,
+            key=key,
+            value={"low": low, "high": high},
             fix="stay inside that range, or pass --space with a wider space file",
-        )  # fmt: skip
+        )
     return Param(name, spec.type, spec.target, low, high, log, step)
 
 
@@ -243,15 +165,27 @@ def build_space(block: Block, space_path: Path | None = None) -> SearchSpace:
     for name, override in overrides.items():
         key = f"evolving.tunable_params.{name}"
         if name in RENDERER_OWNED:
-            problems.append(SpaceError(
-                "is set by tuner for every trial and cannot be tuned", file=block.file, key=key,
-                value=name, fix=f"remove `{name}` from evolving.tunable_params"))  # fmt: skip
+            problems.append(
+                SpaceError(
+                    "is set by tuner for every trial and cannot be tuned",
+                    file=block.file,
+                    key=key,
+                    value=name,
+                    fix=f"remove `{name}` from evolving.tunable_params",
+                )
+            )
             continue
         spec = space_file.params.get(name)
         if spec is None:
-            problems.append(SpaceError(
-                f"is not a parameter of the space file {path}", file=block.file, key=key, value=name,
-                fix=f"use one of {sorted(space_file.params)}, or add it to the space file"))  # fmt: skip
+            problems.append(
+                SpaceError(
+                    f"is not a parameter of the space file {path}",
+                    file=block.file,
+                    key=key,
+                    value=name,
+                    fix=f"use one of {sorted(space_file.params)}, or add it to the space file",
+                )
+            )
             continue
         try:
             params[name] = _narrow(name, spec, override, block.file)
@@ -263,7 +197,12 @@ def build_space(block: Block, space_path: Path | None = None) -> SearchSpace:
     global_batch = space_file.constraints.global_batch_size
     if gbs:
         if gbs[0] > gbs[1] or gbs[0] < 1:
-            raise SpaceError("must be [min, max] with 1 <= min <= max", file=block.file,
-                             key="evolving.global_batch_size", value=gbs, fix="write e.g. [8, 128]")  # fmt: skip
+            raise SpaceError(
+                "must be [min, max] with 1 <= min <= max",
+                file=block.file,
+                key="evolving.global_batch_size",
+                value=gbs,
+                fix="write e.g. [8, 128]",
+            )
         global_batch = GlobalBatch(min=gbs[0], max=gbs[1])
     return SearchSpace(params=params, global_batch=global_batch, source=str(path))

@@ -65,9 +65,7 @@ def _build(demo: Demo) -> None:
     data_dir = demo.root / "data"
     n = TRAIN_POOL + EVAL_SIZE
     _data.write_jsonl(data_dir / "trajectories.jsonl", _data.trajectories(n, SEED, reasoning=False))
-    _data.write_jsonl(
-        data_dir / "trajectories_reasoning.jsonl", _data.trajectories(n, SEED, reasoning=True)
-    )
+    _data.write_jsonl(data_dir / "trajectories_reasoning.jsonl", _data.trajectories(n, SEED, reasoning=True))
     vocab = _model.build_tokenizer(_data.corpus_lines(4000, SEED + 1), demo.model_dir)
     _model.build_model(demo.model_dir, vocab, SEED)
 

@@ -13,9 +13,27 @@ from pathlib import Path
 from typing import Any
 
 _WORDS = (
-    "apple", "river", "stone", "cloud", "tiger", "maple", "orbit", "pixel", "lemon", "candle",
-    "rocket", "garden", "silver", "window", "planet", "forest", "copper", "violet", "marble", "harbor",
-)  # fmt: skip
+    "apple",
+    "river",
+    "stone",
+    "cloud",
+    "tiger",
+    "maple",
+    "orbit",
+    "pixel",
+    "lemon",
+    "candle",
+    "rocket",
+    "garden",
+    "silver",
+    "window",
+    "planet",
+    "forest",
+    "copper",
+    "violet",
+    "marble",
+    "harbor",
+)
 
 Task = tuple[str, str, str]  # question, answer, reasoning
 

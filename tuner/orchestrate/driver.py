@@ -24,6 +24,7 @@ from ray.tune.search import Searcher
 from tuner.config.block import Block
 from tuner.errors import StorageError
 from tuner.files import write_json_atomic
+from tuner.orchestrate.cluster import init_ray
 from tuner.orchestrate.plan import OBJECTIVE, PROGRESS, RayPlan, SchedulerSettings
 from tuner.study.session import StudySession
 from tuner.trial.launch import processes_per_trial
@@ -34,30 +35,57 @@ from tuner.trial.workspace import TrialPaths
 log = logging.getLogger(__name__)
 
 
-
-def _trainable(config: dict[str, Any], block: Block, targets: dict[str, str], nproc: int,
-               study: str, metric: str, timeout_s: float | None) -> None:  # fmt: skip
+def _trainable(
+    config: dict[str, Any],
+    block: Block,
+    targets: dict[str, str],
+    nproc: int,
+    study: str,
+    metric: str,
+    timeout_s: float | None,
+) -> None:
     """Runs in a Ray worker: one trial, reporting each intermediate eval, then a final result."""
     number, gbs = config["number"], config["global_batch_size"]
     paths = TrialPaths(Path(config["trial_dir"]))
     gpu_ids = tuple(str(g) for g in ray.get_gpu_ids())
     # Where Ray placed the trial; the driver records it in the study when the trial ends.
-    write_json_atomic(paths.placement, {"ray_node_id": ray.get_runtime_context().get_node_id(),
-                                        "host": socket.gethostname(), "gpu_ids": list(gpu_ids)})  # fmt: skip
+    write_json_atomic(
+        paths.placement,
+        {
+            "ray_node_id": ray.get_runtime_context().get_node_id(),
+            "host": socket.gethostname(),
+            "gpu_ids": list(gpu_ids),
+        },
+    )
     request = TrialRequest(
-        block, config["params"], paths, targets=targets, nproc=nproc, gpu_ids=gpu_ids,
-        run_name=run_name(study, number), group=study, timeout_s=timeout_s, resume_from=config.get("resume_from"),
-    )  # fmt: skip
+        block,
+        config["params"],
+        paths,
+        targets=targets,
+        nproc=nproc,
+        gpu_ids=gpu_ids,
+        run_name=run_name(study, number),
+        group=study,
+        timeout_s=timeout_s,
+        resume_from=config.get("resume_from"),
+    )
 
     def on_record(record: Any) -> None:
         value = (record.eval_metrics or {}).get(metric)
         if value is not None and math.isfinite(value):
-            tune.report({OBJECTIVE: value, PROGRESS: record.step * gbs, "step": record.step,
-                         "total_steps": record.total_steps})  # fmt: skip
+            tune.report(
+                {OBJECTIVE: value, PROGRESS: record.step * gbs, "step": record.step, "total_steps": record.total_steps}
+            )
 
     result = run_trial(request, on_record=on_record)
-    final = {"final": True, "exit_class": result.exit_class, "reason": result.reason, "value": result.value,
-             PROGRESS: result.steps * gbs, "wall_s": result.wall_s}  # fmt: skip
+    final = {
+        "final": True,
+        "exit_class": result.exit_class,
+        "reason": result.reason,
+        "value": result.value,
+        PROGRESS: result.steps * gbs,
+        "wall_s": result.wall_s,
+    }
     if result.value is not None:
         final[OBJECTIVE] = result.value
     tune.report(final)
@@ -103,8 +131,13 @@ class StudySearcher(_Unpicklable, Searcher):
         if ticket is None:
             return Searcher.FINISHED if not session.running else None
         self.numbers[trial_id] = ticket.number
-        return {"number": ticket.number, "params": ticket.params, "trial_dir": str(ticket.paths.root),
-                "global_batch_size": ticket.global_batch_size, "resume_from": ticket.resume_from}  # fmt: skip
+        return {
+            "number": ticket.number,
+            "params": ticket.params,
+            "trial_dir": str(ticket.paths.root),
+            "global_batch_size": ticket.global_batch_size,
+            "resume_from": ticket.resume_from,
+        }
 
     def save(self, checkpoint_path: str) -> None:
         """Nothing to save: the Optuna study is the searcher's state."""
@@ -152,58 +185,22 @@ class ViewCallback(_Unpicklable, tune.Callback):
 def _make_scheduler(settings: SchedulerSettings, mode: str) -> FIFOScheduler | ASHAScheduler:
     if settings.kind == "none":
         return FIFOScheduler()
-    return ASHAScheduler(time_attr=PROGRESS, metric=OBJECTIVE, mode=mode, max_t=settings.max_t,
-                         grace_period=settings.grace_period, reduction_factor=settings.reduction_factor)  # fmt: skip
-
-
-def init_ray(plan: RayPlan) -> None:
-    if ray.is_initialized():
-        return
-    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # keep CUDA_VISIBLE_DEVICES="" on CPU
-    # Ray SIGKILLs a dead worker's direct children: that would be a trial's guard, whose job is to
-    # end the whole trial tree (torchrun's workers included) when its worker dies. Let it.
-    os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
-    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": plan.verbose,
-                              "logging_level": logging.INFO if plan.verbose else logging.ERROR}  # fmt: skip
-    if plan.address:
-        ray.init(address=plan.address, **kwargs)
-        _warn_if_trials_dir_is_local(plan.trials_dir)
-    else:
-        logical_gpus = os.environ.get("TUNER_RAY_NUM_GPUS")  # GPUs Ray cannot detect, or logical ones in tests
-        ray.init(**kwargs, **({"num_gpus": int(logical_gpus)} if logical_gpus else {}))
-
-
-LOCAL_FILESYSTEMS = {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "zfs", "f2fs", "vfat"}
-
-
-def filesystem_type(path: Path) -> str:
-    """Type of the filesystem holding `path`, from /proc/mounts (longest matching mount point)."""
-    best, kind = "", "unknown"
-    target = str(path.resolve())
-    try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return kind
-    for line in mounts:
-        parts = line.split()
-        covers = len(parts) >= 3 and (target == parts[1] or target.startswith(parts[1].rstrip("/") + "/"))
-        if covers and len(parts[1]) > len(best):
-            best, kind = parts[1], parts[2]
-    return kind
-
-
-def _warn_if_trials_dir_is_local(trials_dir: Path) -> None:
-    """Trials on other nodes write their workspaces under --trials-dir: it must be shared storage."""
-    hosts = {node["NodeManagerAddress"] for node in ray.nodes() if node.get("Alive")}
-    fs = filesystem_type(trials_dir)
-    if len(hosts) > 1 and fs in LOCAL_FILESYSTEMS:
-        log.warning("--trials-dir %s is on a local %s filesystem, but the Ray cluster spans %d hosts: "
-                    "trials on other hosts cannot write there. Use a shared filesystem (NFS, Lustre, ...) "
-                    "mounted at the same path on every node.", trials_dir, fs, len(hosts))  # fmt: skip
+    return ASHAScheduler(
+        time_attr=PROGRESS,
+        metric=OBJECTIVE,
+        mode=mode,
+        max_t=settings.max_t,
+        grace_period=settings.grace_period,
+        reduction_factor=settings.reduction_factor,
+    )
 
 
 def run(
-    session: StudySession, block: Block, targets: dict[str, str], plan: RayPlan, on_step: Any,
+    session: StudySession,
+    block: Block,
+    targets: dict[str, str],
+    plan: RayPlan,
+    on_step: Any,
     trainable: Any = None,
 ) -> None:
     """Run trials until the budget is spent or the space is exhausted. `trainable` replaces the
@@ -216,22 +213,33 @@ def run(
     init_ray(plan)
     if trainable is None:
         trainable = tune.with_parameters(
-            _trainable, block=block, targets=targets, nproc=processes_per_trial(plan.gpus_per_trial), study=plan.study,
-            metric=block.experiment.metric, timeout_s=plan.timeout_s,
-        )  # fmt: skip
+            _trainable,
+            block=block,
+            targets=targets,
+            nproc=processes_per_trial(plan.gpus_per_trial),
+            study=plan.study,
+            metric=block.experiment.metric,
+            timeout_s=plan.timeout_s,
+        )
     resources = {"cpu": 1, "gpu": plan.gpus_per_trial}
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(
-            search_alg=StudySearcher(session, plan.mode), scheduler=_make_scheduler(plan.scheduler, plan.mode),
-            num_samples=-1, max_concurrent_trials=plan.max_concurrent, reuse_actors=plan.reuse_actors,
+            search_alg=StudySearcher(session, plan.mode),
+            scheduler=_make_scheduler(plan.scheduler, plan.mode),
+            num_samples=-1,
+            max_concurrent_trials=plan.max_concurrent,
+            reuse_actors=plan.reuse_actors,
         ),
         run_config=tune.RunConfig(
-            name=plan.study, storage_path=str(plan.trials_dir / ".ray"), stop=BudgetStopper(session),
-            callbacks=[ViewCallback(on_step)], verbose=2 if plan.verbose else 0,
+            name=plan.study,
+            storage_path=str(plan.trials_dir / ".ray"),
+            stop=BudgetStopper(session),
+            callbacks=[ViewCallback(on_step)],
+            verbose=2 if plan.verbose else 0,
             failure_config=tune.FailureConfig(max_failures=0, fail_fast=False),
         ),
-    )  # fmt: skip
+    )
     tuner.fit()
     if session.fatal is not None:
         raise session.fatal

@@ -37,9 +37,14 @@ def check_options(o: StartOptions) -> None:
     if o.sampler not in SAMPLERS:
         raise ConfigError("is not a sampler", key="--sampler", value=o.sampler, fix=f"use one of {', '.join(SAMPLERS)}")
     if o.scheduler not in SCHEDULERS:
-        raise ConfigError("is not a scheduler", key="--scheduler", value=o.scheduler, fix=f"use one of {', '.join(SCHEDULERS)}")
-    for key, value, low in (("--gpus-per-trial", o.gpus_per_trial, 0), ("--retries", o.retries, 0),
-                            ("--keep-best", o.keep_best, 0)):
+        raise ConfigError(
+            "is not a scheduler", key="--scheduler", value=o.scheduler, fix=f"use one of {', '.join(SCHEDULERS)}"
+        )
+    for key, value, low in (
+        ("--gpus-per-trial", o.gpus_per_trial, 0),
+        ("--retries", o.retries, 0),
+        ("--keep-best", o.keep_best, 0),
+    ):
         if value < low:
             raise ConfigError(f"must be >= {low}", key=key, value=value, fix=f"use {low} or more")
     if o.startup_trials is not None and o.startup_trials < 1:
@@ -52,6 +57,7 @@ def check_options(o: StartOptions) -> None:
     if gpus is not None and gpus < o.gpus_per_trial:
         raise ConfigError(
             f"asks for {o.gpus_per_trial} GPU(s) per trial but this machine has {gpus}",
-            key="--gpus-per-trial", value=o.gpus_per_trial,
+            key="--gpus-per-trial",
+            value=o.gpus_per_trial,
             fix="use --gpus-per-trial 0 on a CPU machine, or --address of a Ray cluster with GPUs",
-        )  # fmt: skip
+        )

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuner.config.block import Block
-from tuner.config.preflight import gpus_present
+from tuner.config.machine import gpus_present
 from tuner.config.space import SearchSpace
 from tuner.trial.dataset import PreparedData
 
@@ -56,8 +56,13 @@ class RayPlan:
 def max_samples(space: SearchSpace, block: Block, data: PreparedData) -> int:
     """The most samples a trial of this space can see: most epochs x largest training set."""
     epochs = space.params.get("num_train_epochs")
-    most_epochs = epochs.high if epochs and epochs.high else max(epochs.choices) if epochs and epochs.choices else (
-        block.training.num_train_epochs)  # fmt: skip
+    most_epochs = (
+        epochs.high
+        if epochs and epochs.high
+        else max(epochs.choices)
+        if epochs and epochs.choices
+        else (block.training.num_train_epochs)
+    )
     cap = space.params.get("max_instances")
     most_samples = int(cap.high) if cap and cap.high else data.n_train
     return int(most_samples * float(most_epochs))  # type: ignore[arg-type]

@@ -17,7 +17,8 @@ from typing import Any
 
 from tuner import __version__
 from tuner.config.block import Block, load_block
-from tuner.config.preflight import Finding, run_preflight
+from tuner.config.findings import Finding
+from tuner.config.preflight import run_preflight
 from tuner.config.space import SearchSpace, build_space
 from tuner.errors import ConfigError, PreflightError, SpaceError
 from tuner.orchestrate.options import StartOptions, check_options
@@ -59,12 +60,15 @@ def _fit_space_to_data(space: SearchSpace, data: PreparedData, block: Block) -> 
     if param.low is not None and param.low >= data.n_pool:
         raise SpaceError(
             f"the training pool has only {data.n_pool} samples (after holding out "
-            f"{data.n_eval} for eval), below the range's low end", file=block.file,
-            key="evolving.tunable_params.max_instances", value={"low": param.low, "high": param.high},
+            f"{data.n_eval} for eval), below the range's low end",
+            file=block.file,
+            key="evolving.tunable_params.max_instances",
+            value={"low": param.low, "high": param.high},
             fix=f"narrow max_instances to at most {data.n_pool}",
-        )  # fmt: skip
-    log.warning("max_instances narrowed to [%s, %s]: the training pool has %s samples",
-                param.low, data.n_pool, data.n_pool)  # fmt: skip
+        )
+    log.warning(
+        "max_instances narrowed to [%s, %s]: the training pool has %s samples", param.low, data.n_pool, data.n_pool
+    )
     params = {**space.params, "max_instances": replace(param, high=float(data.n_pool))}
     return replace(space, params=params)
 
@@ -72,14 +76,23 @@ def _fit_space_to_data(space: SearchSpace, data: PreparedData, block: Block) -> 
 def study_attrs(block: Block, space: SearchSpace, o: StartOptions, budget: Budget, url: str) -> dict[str, Any]:
     """What a study records about itself (never a secret: the block is stored masked)."""
     return {
-        "tuner_version": __version__, "block_hash": block.content_hash, "block_file": block.file,
-        "block": block.public_dict(), "space": space.to_dict(), "space_file": space.source,
-        "budget": budget.to_dict(), "sampler": o.sampler, "scheduler": o.scheduler, "seed": o.seed,
+        "tuner_version": __version__,
+        "block_hash": block.content_hash,
+        "block_file": block.file,
+        "block": block.public_dict(),
+        "space": space.to_dict(),
+        "space_file": space.source,
+        "budget": budget.to_dict(),
+        "sampler": o.sampler,
+        "scheduler": o.scheduler,
+        "seed": o.seed,
         "startup_trials": o.startup_trials,
-        "metric": block.experiment.metric, "direction": block.experiment.direction,
-        "storage": redact_url(url), "gpus_per_trial": o.gpus_per_trial,
+        "metric": block.experiment.metric,
+        "direction": block.experiment.direction,
+        "storage": redact_url(url),
+        "gpus_per_trial": o.gpus_per_trial,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    }  # fmt: skip
+    }
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -95,9 +108,11 @@ def _check_unchanged(attrs: dict[str, Any], block: Block, space: SearchSpace, o:
         changes.append("the search space changed")
     if changes and not o.allow_changes:
         raise ConfigError(
-            f"study {o.study!r} cannot resume: {'; '.join(changes)}", key="--study", value=o.study,
+            f"study {o.study!r} cannot resume: {'; '.join(changes)}",
+            key="--study",
+            value=o.study,
             fix="restore the original block/space, pass --allow-changes to resume anyway, or start a new --study",
-        )  # fmt: skip
+        )
     return changes
 
 
@@ -105,35 +120,57 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     """Validate everything, open (or resume) the study, take its lease, recover orphans."""
     check_options(o)
     if o.sampler == "gp" and o.scheduler == "asha":
-        log.warning("--sampler gp learns only from completed trials and ASHA stops most trials early, "
-                    "so GP learns little (docs/benchmarks.md): use --sampler gp with --scheduler none, "
-                    "or the default tpe")  # fmt: skip
+        log.warning(
+            "--sampler gp learns only from completed trials and ASHA stops most trials early, "
+            "so GP learns little (docs/benchmarks.md): use --sampler gp with --scheduler none, "
+            "or the default tpe"
+        )
     trials_dir = check_trials_dir(o.trials_dir)
     url = o.storage or default_storage(trials_dir)
     existing = o.study is not None and o.study in study_names(url)
     if o.join and not existing:
-        raise ConfigError(f"--join needs an existing study; {o.study!r} is not in {redact_url(url)}", key="--study",
-                          value=o.study, fix="start it first without --join")  # fmt: skip
+        raise ConfigError(
+            f"--join needs an existing study; {o.study!r} is not in {redact_url(url)}",
+            key="--study",
+            value=o.study,
+            fix="start it first without --join",
+        )
     if o.join and o.budget is not None:
-        raise ConfigError("a joining driver shares the study's budget and cannot change it", key="--budget",
-                          value=o.budget, fix="drop --budget (extend it later with tune resume --budget)")  # fmt: skip
+        raise ConfigError(
+            "a joining driver shares the study's budget and cannot change it",
+            key="--budget",
+            value=o.budget,
+            fix="drop --budget (extend it later with tune resume --budget)",
+        )
     if must_exist and not existing:
-        raise ConfigError(f"no study named {o.study!r} in {redact_url(url)}", key="STUDY", value=o.study,
-                          fix="run `tune status` to list the studies, or `tune start` to create one")  # fmt: skip
+        raise ConfigError(
+            f"no study named {o.study!r} in {redact_url(url)}",
+            key="STUDY",
+            value=o.study,
+            fix="run `tune status` to list the studies, or `tune start` to create one",
+        )
     attrs: dict[str, Any] = StudyStore.open(url, o.study, create=False).attrs() if existing else {}  # type: ignore[arg-type]
     if existing and "tuner_version" in attrs:
         if block is None:
             block = load_block(attrs["block_file"])
-        o = replace(o, sampler=attrs.get("sampler", o.sampler), scheduler=attrs.get("scheduler", o.scheduler),
-                    space=o.space or (Path(attrs["space_file"]) if attrs.get("space_file") else None))  # fmt: skip
+        o = replace(
+            o,
+            sampler=attrs.get("sampler", o.sampler),
+            scheduler=attrs.get("scheduler", o.scheduler),
+            space=o.space or (Path(attrs["space_file"]) if attrs.get("space_file") else None),
+        )
     if block is None:
         raise ConfigError("a block is needed to start a study", key="--config", fix="pass --config block.yaml")
     resumed = existing and "tuner_version" in attrs
     stored_budget = Budget.from_dict(attrs["budget"]) if resumed else None
     if o.budget is None and stored_budget is None:
         raise ConfigError("a new study needs a budget", key="--budget", fix="add e.g. --budget 20 (trials) or 8h")
-    budget = stored_budget.extended(parse_budget(o.budget)) if stored_budget and o.budget else (  # type: ignore[union-attr]
-        stored_budget or parse_budget(o.budget))  # type: ignore[arg-type]  # fmt: skip
+    budget = (
+        stored_budget.extended(parse_budget(o.budget))
+        if stored_budget and o.budget
+        # type: ignore[union-attr]
+        else (stored_budget or parse_budget(o.budget))
+    )  # type: ignore[arg-type]
 
     findings = run_preflight(block, space_path=o.space)
     if any(f.severity == "error" for f in findings):
@@ -144,8 +181,13 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     data = prepare_dataset(block.conversion, block.training.template, TrialPaths(trials_dir / name / "x").data_cache)
     space = _fit_space_to_data(space, data, block)
     if not space.params:
-        raise SpaceError("names no parameter to tune", file=block.file, key="evolving.tunable_params", value={},
-                         fix="list e.g. [learning_rate, num_train_epochs]")  # fmt: skip
+        raise SpaceError(
+            "names no parameter to tune",
+            file=block.file,
+            key="evolving.tunable_params",
+            value={},
+            fix="list e.g. [learning_rate, num_train_epochs]",
+        )
     changes = _check_unchanged(attrs, block, space, replace(o, study=name)) if resumed else []
 
     secrets = tuple(filter(None, (block.secret(k) for k in block.credentials)))
@@ -165,21 +207,40 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
             store.set_attrs({"budget": budget.to_dict()})
             if changes:
                 history = [*attrs.get("changes", []), {"when": dt.datetime.now(dt.UTC).isoformat(), "what": changes}]
-                store.set_attrs({"block_hash": block.content_hash, "space": space.to_dict(),
-                                 "block": block.public_dict(), "changes": history})  # fmt: skip
+                store.set_attrs(
+                    {
+                        "block_hash": block.content_hash,
+                        "space": space.to_dict(),
+                        "block": block.public_dict(),
+                        "changes": history,
+                    }
+                )
     except BaseException:
         lease.release()
         raise
     ledger = Ledger.from_dict(attrs["spent"], budget) if resumed and "spent" in attrs else Ledger(budget)
 
-    session = StudySession(store, block, space, ledger, trials_dir, gpus_per_trial=o.gpus_per_trial,
-                           retries=o.retries, keep_best=o.keep_best)  # fmt: skip
+    session = StudySession(
+        store,
+        block,
+        space,
+        ledger,
+        trials_dir,
+        gpus_per_trial=o.gpus_per_trial,
+        retries=o.retries,
+        keep_best=o.keep_best,
+    )
     plan = RayPlan(
-        study=name, trials_dir=trials_dir, scheduler=SchedulerSettings.for_study(o.scheduler, max_samples(space, block, data)),
-        gpus_per_trial=o.gpus_per_trial, max_concurrent=o.max_concurrent or default_concurrency(o.gpus_per_trial, o.address),
+        study=name,
+        trials_dir=trials_dir,
+        scheduler=SchedulerSettings.for_study(o.scheduler, max_samples(space, block, data)),
+        gpus_per_trial=o.gpus_per_trial,
+        max_concurrent=o.max_concurrent or default_concurrency(o.gpus_per_trial, o.address),
         mode="min" if block.experiment.direction == "minimize" else "max",
-        address=o.address, verbose=o.verbose, timeout_s=o.trial_timeout_s,
-    )  # fmt: skip
+        address=o.address,
+        verbose=o.verbose,
+        timeout_s=o.trial_timeout_s,
+    )
     targets = {n: p.target for n, p in space.params.items()}
     return Prepared(session, plan, targets, findings, budget, resumed, lease, recovered, lease.took_over)
 

@@ -57,8 +57,12 @@ def make_dashboard(url: str, host: str, port: int) -> WSGIServer:
     try:
         return make_server(host, port, _read_only(wsgi(storage)), handler_class=_QuietHandler)
     except OSError as e:
-        raise ConfigError(f"cannot listen on {host}:{port}: {e.strerror}", key="--port", value=port,
-                          fix="choose a free port, e.g. --port 8081") from None  # fmt: skip
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {e.strerror}",
+            key="--port",
+            value=port,
+            fix="choose a free port, e.g. --port 8081",
+        ) from None
 
 
 def describe(url: str, host: str, port: int) -> str:

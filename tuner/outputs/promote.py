@@ -58,18 +58,30 @@ def pick_trial(store: StudyStore, number: int | None) -> Any:
     if number is None:
         best = store.best()
         if best is None:
-            raise ConfigError(f"study {store.name!r} has no COMPLETE trial to promote", key="STUDY", value=store.name,
-                              fix=f"run more trials (`tune resume {store.name} --budget 5`)")  # fmt: skip
+            raise ConfigError(
+                f"study {store.name!r} has no COMPLETE trial to promote",
+                key="STUDY",
+                value=store.name,
+                fix=f"run more trials (`tune resume {store.name} --budget 5`)",
+            )
         return best
     trial = next((t for t in store.trials() if t.number == number), None)
     if trial is None:
-        raise ConfigError(f"study {store.name!r} has no trial {number}", key="--trial", value=number,
-                          fix=f"run `tune status {store.name}` to see its trials")  # fmt: skip
+        raise ConfigError(
+            f"study {store.name!r} has no trial {number}",
+            key="--trial",
+            value=number,
+            fix=f"run `tune status {store.name}` to see its trials",
+        )
     if trial.state.name != "COMPLETE":
         reason = trial.user_attrs.get("reason") or trial.user_attrs.get("exit_class") or "no final metric"
-        raise ConfigError(f"trial {number} is {trial.state.name}, not COMPLETE ({reason}); only a trial that "
-                          "finished with its metric can be promoted", key="--trial", value=number,
-                          fix="promote a COMPLETE trial (omit --trial for the best one)")  # fmt: skip
+        raise ConfigError(
+            f"trial {number} is {trial.state.name}, not COMPLETE ({reason}); only a trial that "
+            "finished with its metric can be promoted",
+            key="--trial",
+            value=number,
+            fix="promote a COMPLETE trial (omit --trial for the best one)",
+        )
     return trial
 
 
@@ -85,8 +97,11 @@ def _fresh_output_dir(block_path: Path, original: str, suffix: str) -> str:
 
 def _absolutize_paths(section: Any, block_dir: Path) -> None:
     """Relative paths meant the original block's folder; the promoted file lives elsewhere."""
-    places = [(section["conversion"], "source"), (section["training"], "model_name_or_path"),
-              (section["training"], "deepspeed")]  # fmt: skip
+    places = [
+        (section["conversion"], "source"),
+        (section["training"], "model_name_or_path"),
+        (section["training"], "deepspeed"),
+    ]
     for mapping, key in places:
         value = mapping.get(key)
         if isinstance(value, str) and not Path(value).is_absolute() and (block_dir / value).exists():
@@ -96,13 +111,20 @@ def _absolutize_paths(section: Any, block_dir: Path) -> None:
 def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = None, force: bool = False) -> Promotion:
     attrs = store.attrs()
     if "block_file" not in attrs:
-        raise ConfigError(f"study {store.name!r} was not created by tuner (no block recorded)", key="STUDY",
-                          value=store.name, fix="promote a study started with `tune start`")  # fmt: skip
+        raise ConfigError(
+            f"study {store.name!r} was not created by tuner (no block recorded)",
+            key="STUDY",
+            value=store.name,
+            fix="promote a study started with `tune start`",
+        )
     chosen = pick_trial(store, trial)
     block_path = Path(attrs["block_file"])
     if not block_path.is_file():
-        raise ConfigError("the study's block file no longer exists", file=str(block_path),
-                          fix="restore it; promote edits the block as you wrote it")  # fmt: skip
+        raise ConfigError(
+            "the study's block file no longer exists",
+            file=str(block_path),
+            fix="restore it; promote edits the block as you wrote it",
+        )
     target = (to or block_path.with_name(f"{block_path.stem}.{store.name}-t{chosen.number:04d}.yaml")).resolve()
     lf_yaml = target.with_name(f"{target.stem}.llamafactory.yaml")
     for path in (target, lf_yaml):
@@ -121,15 +143,21 @@ def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = No
     training = section["training"]
     if target.parent != block_path.resolve().parent:
         _absolutize_paths(section, block_path.resolve().parent)
-    training["output_dir"] = _fresh_output_dir(target, str(training["output_dir"]),
-                                               f"{store.name}-t{chosen.number:04d}")  # fmt: skip
+    training["output_dir"] = _fresh_output_dir(
+        target, str(training["output_dir"]), f"{store.name}-t{chosen.number:04d}"
+    )
     training["overwrite_output_dir"] = False
     data["provenance"] = {
-        "study": store.name, "trial": chosen.number, "metric": attrs.get("metric", "eval_loss"),
-        "value": float(chosen.value), "storage": redact_url(store.url), "tuner_version": __version__,
-        "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "source_block": str(block_path),
+        "study": store.name,
+        "trial": chosen.number,
+        "metric": attrs.get("metric", "eval_loss"),
+        "value": float(chosen.value),
+        "storage": redact_url(store.url),
+        "tuner_version": __version__,
+        "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source_block": str(block_path),
         "trial_dir": chosen.user_attrs.get("trial_dir"),
-    }  # fmt: skip
+    }
     buffer = io.StringIO()
     yaml.dump(data, buffer)
     new_text = buffer.getvalue()
@@ -140,9 +168,16 @@ def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = No
     if trial_yaml.is_file():
         write_text_atomic(lf_yaml, trial_yaml.read_text(encoding="utf-8"))
     load_block(target)  # the promoted config must be a valid block
-    diff = "".join(difflib.unified_diff(original_text.splitlines(True), new_text.splitlines(True),
-                                        fromfile=str(block_path), tofile=str(target)))  # fmt: skip
-    record = {"trial": chosen.number, "path": str(target), "by": f"{getpass.getuser()}@{socket.gethostname()}",
-              "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}  # fmt: skip
+    diff = "".join(
+        difflib.unified_diff(
+            original_text.splitlines(True), new_text.splitlines(True), fromfile=str(block_path), tofile=str(target)
+        )
+    )
+    record = {
+        "trial": chosen.number,
+        "path": str(target),
+        "by": f"{getpass.getuser()}@{socket.gethostname()}",
+        "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+    }
     store.set_attrs({"promotions": [*attrs.get("promotions", []), record]})
     return Promotion(target, lf_yaml, chosen.number, float(chosen.value), diff)

@@ -81,8 +81,15 @@ def _trials_table(trials: list[Any], metric: str) -> str:
     for t in sorted(trials, key=lambda t: t.number):
         value = f"{t.value:.5f}" if t.value is not None else ""
         attrs = t.user_attrs
-        cells = [str(t.number), t.state.name, str(attrs.get("exit_class", "")), value, format_params(t.params),
-                 f"{attrs['wall_s']:.0f}" if "wall_s" in attrs else "", str(attrs.get("reason", ""))[:160]]  # fmt: skip
+        cells = [
+            str(t.number),
+            t.state.name,
+            str(attrs.get("exit_class", "")),
+            value,
+            format_params(t.params),
+            f"{attrs['wall_s']:.0f}" if "wall_s" in attrs else "",
+            str(attrs.get("reason", ""))[:160],
+        ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("#", "state", "exit", html.escape(metric), "params", "wall s", "reason"))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -107,8 +114,12 @@ def write_report(store: StudyStore, out_dir: Path) -> Report:
         if reason is None:
             try:
                 figure = _figure(plot.key, plotly_backend, study, metric)
-                sections.append(f"<h2>{plot.title}</h2>" + figure.to_html(
-                    full_html=False, include_plotlyjs=not plotly_js_included, config={"displaylogo": False}))
+                sections.append(
+                    f"<h2>{plot.title}</h2>"
+                    + figure.to_html(
+                        full_html=False, include_plotlyjs=not plotly_js_included, config={"displaylogo": False}
+                    )
+                )
                 plotly_js_included = True
                 axes = _figure(plot.key, mpl_backend, study, metric)
                 png = out_dir / f"{plot.key}.png"
@@ -123,8 +134,12 @@ def write_report(store: StudyStore, out_dir: Path) -> Report:
         report.skipped[plot.key] = reason
         sections.append(f"<h2>{plot.title}</h2><p class='skip'>Not shown: {html.escape(reason)}.</p>")
     best = store.best()
-    summary = (f"Best: trial #{best.number}, {html.escape(metric)} = {best.value:.6f} "
-               f"({html.escape(format_params(best.params))})" if best else "No COMPLETE trial yet.")  # fmt: skip
+    summary = (
+        f"Best: trial #{best.number}, {html.escape(metric)} = {best.value:.6f} "
+        f"({html.escape(format_params(best.params))})"
+        if best
+        else "No COMPLETE trial yet."
+    )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>tuner report: {html.escape(store.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:90%}}
 td,th{{border:1px solid #ccc;padding:3px 6px}}.skip{{color:#a60}}</style></head><body>

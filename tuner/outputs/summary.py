@@ -6,15 +6,22 @@ from typing import Any
 
 
 def format_params(params: dict[str, Any]) -> str:
-    short = {"learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "bs",
-             "gradient_accumulation_steps": "accum", "max_instances": "n"}  # fmt: skip
+    short = {
+        "learning_rate": "lr",
+        "num_train_epochs": "epochs",
+        "per_device_train_batch_size": "bs",
+        "gradient_accumulation_steps": "accum",
+        "max_instances": "n",
+    }
     parts = []
     for key, value in params.items():
-        text = f"{value:.2e}" if isinstance(value, float) and abs(value) < 1e-2 else (
-            f"{value:.4g}" if isinstance(value, float) else str(value))  # fmt: skip
+        text = (
+            f"{value:.2e}"
+            if isinstance(value, float) and abs(value) < 1e-2
+            else (f"{value:.4g}" if isinstance(value, float) else str(value))
+        )
         parts.append(f"{short.get(key, key)}={text}")
     return " ".join(parts)
-
 
 
 def state_counts(trials: list[Any]) -> dict[str, int]:

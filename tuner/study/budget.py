@@ -43,8 +43,10 @@ class Budget:
         if more.kind != self.kind:
             raise ConfigError(
                 f"a {self.kind} budget can only be extended by the same kind",
-                key="--budget", value=more.describe(), fix=f"give more {self.kind}, e.g. {_example(self.kind)}",
-            )  # fmt: skip
+                key="--budget",
+                value=more.describe(),
+                fix=f"give more {self.kind}, e.g. {_example(self.kind)}",
+            )
         return Budget(self.kind, self.amount + more.amount)
 
 
@@ -123,12 +125,20 @@ class Ledger:
         self.durations.append(wall_s)
 
     def to_dict(self, session_s: float) -> dict[str, Any]:
-        return {"budget": self.budget.to_dict(), "finished_trials": self.finished_trials,
-                "wall_s": round(self.wall_s + session_s, 3), "gpu_s": round(self.gpu_s, 3),
-                "durations": [round(d, 3) for d in self.durations]}  # fmt: skip
+        return {
+            "budget": self.budget.to_dict(),
+            "finished_trials": self.finished_trials,
+            "wall_s": round(self.wall_s + session_s, 3),
+            "gpu_s": round(self.gpu_s, 3),
+            "durations": [round(d, 3) for d in self.durations],
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], budget: Budget | None = None) -> Ledger:
-        return cls(budget or Budget.from_dict(data["budget"]), int(data.get("finished_trials", 0)),
-                   float(data.get("wall_s", 0.0)), float(data.get("gpu_s", 0.0)),
-                   [float(d) for d in data.get("durations", [])])  # fmt: skip
+        return cls(
+            budget or Budget.from_dict(data["budget"]),
+            int(data.get("finished_trials", 0)),
+            float(data.get("wall_s", 0.0)),
+            float(data.get("gpu_s", 0.0)),
+            [float(d) for d in data.get("durations", [])],
+        )

@@ -47,8 +47,11 @@ def keepers(trials: list[Any], keep_best: int, minimize: bool) -> set[int]:
     keep |= {t.number for t in trials if t.user_attrs.get("pinned")}
     finished = {"COMPLETE", "PRUNED", "FAIL"}
     retried = {int(t.user_attrs["retry_of"]) for t in trials if "retry_of" in t.user_attrs and t.state.name in finished}
-    keep |= {t.number for t in trials  # an interrupted trial keeps its checkpoint until its retry has run
-             if t.user_attrs.get("exit_class") == "interrupted" and t.number not in retried}  # fmt: skip
+    keep |= {
+        t.number
+        for t in trials  # an interrupted trial keeps its checkpoint until its retry has run
+        if t.user_attrs.get("exit_class") == "interrupted" and t.number not in retried
+    }
     keep |= {t.number for t in trials if t.state.name == "RUNNING"}
     return keep
 

@@ -48,8 +48,7 @@ def _dead_here(holder: dict[str, Any]) -> bool:
 
 def describe(holder: dict[str, Any], now: float) -> str:
     since = dt.datetime.fromtimestamp(holder["since"], dt.UTC).isoformat(timespec="seconds")
-    return (f"{holder['host']} pid {holder['pid']} since {since} "
-            f"(last heartbeat {now - holder['heartbeat']:.0f} s ago)")  # fmt: skip
+    return f"{holder['host']} pid {holder['pid']} since {since} (last heartbeat {now - holder['heartbeat']:.0f} s ago)"
 
 
 def live_drivers(attrs: dict[str, Any], stale_s: float = STALE_S, now: float | None = None) -> dict[str, dict]:
@@ -78,12 +77,20 @@ class Lease:
         self._thread: threading.Thread | None = None
 
     def _record(self, released: bool = False) -> dict[str, Any]:
-        return {"host": socket.gethostname(), "pid": os.getpid(), "since": self._since, "heartbeat": time.time(),
-                "released": released}  # fmt: skip
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": self._since,
+            "heartbeat": time.time(),
+            "released": released,
+        }
 
     def _busy(self, holder: dict[str, Any]) -> StudyBusy:
-        several = ("run several drivers with PostgreSQL and --join" if self.store.url.startswith("sqlite")
-                   else "or add --join to run next to it and share the budget")  # fmt: skip
+        several = (
+            "run several drivers with PostgreSQL and --join"
+            if self.store.url.startswith("sqlite")
+            else "or add --join to run next to it and share the budget"
+        )
         return StudyBusy(
             f"study {self.store.name!r} is being run by another driver: {describe(holder, time.time())}. "
             f"Fix: wait for it to finish or stop it (kill {holder['pid']} on {holder['host']}), {several}; "
@@ -93,15 +100,23 @@ class Lease:
     def acquire(self) -> Lease:
         if self.join and self.store.url.startswith("sqlite"):
             raise ConfigError(
-                "SQLite allows one driver per study", key="--join", value=self.store.url,
+                "SQLite allows one driver per study",
+                key="--join",
+                value=self.store.url,
                 fix="use PostgreSQL (--storage postgresql+psycopg://...) to run several drivers",
-            )  # fmt: skip
+            )
         attrs = self.store.attrs()
         live = live_drivers(attrs, self.stale_s)
         if live and not self.join:
             raise self._busy(next(iter(live.values())))
-        stale = [r for k, r in attrs.items() if k.startswith(PREFIX) and isinstance(r, dict)
-                 and not r.get("released") and k.removeprefix(PREFIX) not in live]  # fmt: skip
+        stale = [
+            r
+            for k, r in attrs.items()
+            if k.startswith(PREFIX)
+            and isinstance(r, dict)
+            and not r.get("released")
+            and k.removeprefix(PREFIX) not in live
+        ]
         if stale:
             self.took_over = stale[0]
             log.warning("taking over study %s from %s", self.store.name, describe(stale[0], time.time()))

@@ -35,8 +35,11 @@ def exit_class_of(
         exit_class, reason = "crashed", error.strip().splitlines()[-1][:500] if error.strip() else "error"
     elif final is None:
         exit_class = "budget" if stopped_for_budget else "pruned"
-        reason = ("stopped: the study's budget ran out" if exit_class == "budget"
-                  else "stopped early by the scheduler (worse than its peers at the same progress)")  # fmt: skip
+        reason = (
+            "stopped: the study's budget ran out"
+            if exit_class == "budget"
+            else "stopped early by the scheduler (worse than its peers at the same progress)"
+        )
     else:
         exit_class, reason = final.get("exit_class", "crashed"), final.get("reason", "")
     if interrupted and exit_class != "ok":
@@ -52,18 +55,32 @@ def state_of(exit_class: str, value: float | None) -> str:
 
 
 def outcome_attrs(
-    exit_class: str, reason: str, state: str, wall_s: float, processes: int, result: dict[str, Any],
+    exit_class: str,
+    reason: str,
+    state: str,
+    wall_s: float,
+    processes: int,
+    result: dict[str, Any],
     placement: dict[str, Any],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """The trial's attributes in the study: exit class, time and GPU time, where it ran, and the
     log tail of a failure."""
-    attrs: dict[str, Any] = {"exit_class": exit_class, "reason": reason, "wall_s": round(wall_s, 3),
-                             "gpu_s": round(wall_s * processes, 3),
-                             "gpu_hours": round(wall_s * processes / 3600, 5)}  # fmt: skip
+    attrs: dict[str, Any] = {
+        "exit_class": exit_class,
+        "reason": reason,
+        "wall_s": round(wall_s, 3),
+        "gpu_s": round(wall_s * processes, 3),
+        "gpu_hours": round(wall_s * processes / 3600, 5),
+    }
     attrs.update({key: result[key] for key in _COPIED_FROM_RESULT if result.get(key) is not None})
     if placement:
-        attrs.update({"ray_node_id": placement.get("ray_node_id"), "host": placement.get("host"),
-                      "cuda_visible_devices": ",".join(placement.get("gpu_ids", []))})  # fmt: skip
+        attrs.update(
+            {
+                "ray_node_id": placement.get("ray_node_id"),
+                "host": placement.get("host"),
+                "cuda_visible_devices": ",".join(placement.get("gpu_ids", [])),
+            }
+        )
     if state == "FAIL" and result.get("log_tail"):
         attrs["log_tail"] = "\n".join(result["log_tail"][-20:])[-4000:]
     return attrs

@@ -61,8 +61,10 @@ def recover(store: StudyStore, block: Block) -> Recovered:
             paths.pid.unlink(missing_ok=True)
             if trial.datetime_start is not None and paths.train_log.exists():
                 wall = max(0.0, paths.train_log.stat().st_mtime - trial.datetime_start.timestamp())
-        attrs: dict[str, Any] = {"exit_class": "interrupted",
-                                 "reason": "its driver stopped (killed or interrupted) while it ran"}  # fmt: skip
+        attrs: dict[str, Any] = {
+            "exit_class": "interrupted",
+            "reason": "its driver stopped (killed or interrupted) while it ran",
+        }
         if wall is not None:
             attrs["wall_s"] = round(wall, 3)
         store.tell(trial.number, "FAIL", attrs=attrs)

@@ -29,14 +29,22 @@ class RetryPolicy:
         attempt = int(trial.user_attrs.get("attempt", 0)) + 1
         if attempt <= self.retries:
             self.store.enqueue(dict(trial.params), {"retry_of": first, "attempt": attempt})
-            log.info("trial %d %s: retry %d of %d enqueued", number, trial.user_attrs.get("exit_class"),
-                     attempt, self.retries)  # fmt: skip
+            log.info(
+                "trial %d %s: retry %d of %d enqueued",
+                number,
+                trial.user_attrs.get("exit_class"),
+                attempt,
+                self.retries,
+            )
 
     def _mark_infeasible(self, number: int) -> None:
         """Feed an OOM back to the sampler: Optuna's samplers read constraints only from COMPLETE or
         PRUNED trials, so the FAIL record stays the truth and a zero-cost PRUNED marker with the same
         parameters carries the infeasibility (user attr marker_for names the trial)."""
         trial = next(t for t in self.store.trials() if t.number == number)
-        self.store.add_infeasible(trial.params, trial.distributions,
-                                  {"exit_class": "infeasible", "reason": f"trial {number} ran out of memory",
-                                   "marker_for": number}, constraint="memory")  # fmt: skip
+        self.store.add_infeasible(
+            trial.params,
+            trial.distributions,
+            {"exit_class": "infeasible", "reason": f"trial {number} ran out of memory", "marker_for": number},
+            constraint="memory",
+        )

@@ -112,8 +112,12 @@ class StudySession:
             if violation is None:
                 return self._start(number, params, attrs.get("resume_from"))
             # Not run: costs nothing, and the sampler learns the region is infeasible.
-            self.store.tell(number, "PRUNED", attrs={"exit_class": "infeasible", "reason": violation},
-                            infeasible="global_batch_size")  # fmt: skip
+            self.store.tell(
+                number,
+                "PRUNED",
+                attrs={"exit_class": "infeasible", "reason": violation},
+                infeasible="global_batch_size",
+            )
             log.info("trial %d not run: %s", number, violation)
         raise TunerError(
             f"the last {MAX_INFEASIBLE_IN_A_ROW} sampled trials all broke the space's constraints; "
@@ -124,15 +128,24 @@ class StudySession:
         paths = create_fresh(trial_paths(self.trials_dir, self.store.name, number))
         gbs = self.space.global_batch_size(params, self.block, self.gate.processes)
         attrs: dict[str, Any] = {
-            "trial_dir": str(paths.root), "output_dir": str(paths.output_dir),
-            "global_batch_size": gbs, "gpus": self.gpus_per_trial, "processes": self.gate.processes,
+            "trial_dir": str(paths.root),
+            "output_dir": str(paths.output_dir),
+            "global_batch_size": gbs,
+            "gpus": self.gpus_per_trial,
+            "processes": self.gate.processes,
             "driver": f"{socket.gethostname()}:{os.getpid()}",
-        }  # fmt: skip
+        }
         experiment = self.block.experiment
         if experiment.wandb_mode != "disabled":  # where this trial's wandb run lives
-            attrs.update({"wandb_mode": experiment.wandb_mode, "wandb_project": experiment.wandb_project,
-                          "wandb_group": self.store.name, "wandb_dir": str(paths.root / "wandb"),
-                          "wandb_run_id": wandb_run_id(run_name(self.store.name, number))})  # fmt: skip
+            attrs.update(
+                {
+                    "wandb_mode": experiment.wandb_mode,
+                    "wandb_project": experiment.wandb_project,
+                    "wandb_group": self.store.name,
+                    "wandb_dir": str(paths.root / "wandb"),
+                    "wandb_run_id": wandb_run_id(run_name(self.store.name, number)),
+                }
+            )
         self.store.set_trial_attrs(number, attrs)
         self.running[number] = self._clock()
         return Ticket(number, params, paths, gbs, resume_from)
@@ -153,8 +166,9 @@ class StudySession:
             stopped = stop_recorded(paths.pid)
             log.info("trial %d stopped from outside; processes %s", number, "ended" if stopped else "already gone")
         result = {**read_json(paths.result), **(final or {})}
-        exit_class, reason = exit_class_of(final, error, stopped_for_budget=self.gate.stopped_for_budget,
-                                           interrupted=self.interrupted)  # fmt: skip
+        exit_class, reason = exit_class_of(
+            final, error, stopped_for_budget=self.gate.stopped_for_budget, interrupted=self.interrupted
+        )
         value = final.get("value") if final and exit_class == "ok" else None
         state = state_of(exit_class, value)
         wall = float(result.get("wall_s") or wall_s)
@@ -175,8 +189,9 @@ class StudySession:
         for number in list(self.running):
             stop_recorded(trial_paths(self.trials_dir, self.store.name, number).pid)
             if interrupted:
-                outcome = self.on_complete(number, {"final": True, "exit_class": "interrupted",
-                                                    "reason": "the study's driver was interrupted"})  # fmt: skip
+                outcome = self.on_complete(
+                    number, {"final": True, "exit_class": "interrupted", "reason": "the study's driver was interrupted"}
+                )
             else:
                 outcome = self.on_complete(number, None)
             outcomes.append(outcome)

@@ -67,8 +67,9 @@ def open_storage(url: str, *, read_only: bool = False) -> optuna.storages.BaseSt
     else:
         engine_kwargs["pool_pre_ping"] = True
     with writing(url, "open the storage"):
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, skip_compatibility_check=read_only,
-                                             skip_table_creation=read_only)  # fmt: skip
+        storage = optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, skip_compatibility_check=read_only, skip_table_creation=read_only
+        )
     if url.startswith("sqlite:///") and not read_only:
         _relax_sync(storage)
     return storage
@@ -85,6 +86,7 @@ def _relax_sync(storage: optuna.storages.RDBStorage) -> None:
 
     event.listen(storage.engine, "connect", on_connect)
     storage.engine.dispose()  # connections opened before the listener get replaced
+
 
 def study_names(url: str) -> list[str]:
     import optuna

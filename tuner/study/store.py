@@ -45,14 +45,19 @@ class StudyStore:
         storage = open_storage(url)
         with writing(url, f"open study {name!r}"):
             if create:
-                study = optuna.create_study(storage=storage, study_name=name, direction=direction,
-                                            sampler=sampler, load_if_exists=True)  # fmt: skip
+                study = optuna.create_study(
+                    storage=storage, study_name=name, direction=direction, sampler=sampler, load_if_exists=True
+                )
             else:
                 try:
                     study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
                 except KeyError:
-                    raise ConfigError(f"no study named {name!r} in {redact_url(url)}", key="STUDY", value=name,
-                                      fix="run `tune status` to list the studies") from None  # fmt: skip
+                    raise ConfigError(
+                        f"no study named {name!r} in {redact_url(url)}",
+                        key="STUDY",
+                        value=name,
+                        fix="run `tune status` to list the studies",
+                    ) from None
         return cls(study, url, secrets)
 
     @property
@@ -85,9 +90,7 @@ class StudyStore:
         number, params, _ = self.ask_with_attrs(distributions)
         return number, params
 
-    def ask_with_attrs(
-        self, distributions: dict[str, BaseDistribution]
-    ) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    def ask_with_attrs(self, distributions: dict[str, BaseDistribution]) -> tuple[int, dict[str, Any], dict[str, Any]]:
         """A new trial: number, parameters, and the user attrs an enqueued trial carries."""
         with writing(self.url, "start a trial"):
             trial = self.study.ask(distributions)
@@ -145,9 +148,11 @@ class StudyStore:
         import optuna
 
         marker = optuna.trial.create_trial(
-            state=optuna.trial.TrialState.PRUNED, params=params, distributions=distributions,
+            state=optuna.trial.TrialState.PRUNED,
+            params=params,
+            distributions=distributions,
             user_attrs=self._redactor.value(attrs),
-        )  # fmt: skip
+        )
         marker.set_constraint(constraint, 1.0)
         with writing(self.url, "record an infeasible point"):
             self.study.add_trial(marker)
@@ -177,8 +182,11 @@ class StudyStore:
         """Trials that use up a trial budget: started (or finished) ones, without infeasible points
         (never run) and interrupted ones (they run again)."""
         states = {"COMPLETE", "PRUNED", "FAIL"} | (set() if finished_only else {"RUNNING"})
-        return sum(1 for t in self.trials() if t.state.name in states
-                   and t.user_attrs.get("exit_class") not in ("infeasible", "interrupted"))  # fmt: skip
+        return sum(
+            1
+            for t in self.trials()
+            if t.state.name in states and t.user_attrs.get("exit_class") not in ("infeasible", "interrupted")
+        )
 
     def trials(self) -> list[optuna.trial.FrozenTrial]:
         with writing(self.url, "read trials"):

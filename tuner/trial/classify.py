@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 import re
 
-EXIT_CLASSES = ("ok", "oom", "diverged", "crashed", "timeout", "disk_full", "killed", "pruned", "budget",
-                "interrupted")  # fmt: skip
+EXIT_CLASSES = ("ok", "oom", "diverged", "crashed", "timeout", "disk_full", "killed", "pruned", "budget", "interrupted")
 _DISK_FULL = re.compile(r"No space left on device|Errno 28|Disk quota exceeded", re.I)
 _OOM = re.compile(
     r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|Cannot allocate memory"

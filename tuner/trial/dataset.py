@@ -76,15 +76,20 @@ def _problem(source: Path, line: int, key: str, rule: str, value: Any = ...) -> 
         file=f"{source}:{line}",
         key=key,
         value=value,
-        fix="each line must be {\"messages\": [{\"role\": ..., \"content\": ...}, ...]} with "
+        fix='each line must be {"messages": [{"role": ..., "content": ...}, ...]} with '
         "an optional system turn, then alternating user/assistant turns, ending with assistant",
     )
 
 
 def _check_sample(row: Any, source: Path, line: int) -> list[dict[str, Any]]:
     if not isinstance(row, dict) or not isinstance(row.get("messages"), list) or not row["messages"]:
-        raise _problem(source, line, "messages", "must be a non-empty list under key 'messages'",
-                       type(row).__name__ if not isinstance(row, dict) else row.get("messages"))  # fmt: skip
+        raise _problem(
+            source,
+            line,
+            "messages",
+            "must be a non-empty list under key 'messages'",
+            type(row).__name__ if not isinstance(row, dict) else row.get("messages"),
+        )
     messages = row["messages"]
     start = 1 if messages[0].get("role") == "system" else 0
     for i, message in enumerate(messages):
@@ -98,23 +103,31 @@ def _check_sample(row: Any, source: Path, line: int) -> list[dict[str, Any]]:
             continue
         expected = _USER_ROLES if (i - start) % 2 == 0 else {"assistant"}
         if role not in expected:
-            raise _problem(source, line, f"{key}.role",
-                           f"must be one of {sorted(expected)} at this position", role)  # fmt: skip
+            raise _problem(source, line, f"{key}.role", f"must be one of {sorted(expected)} at this position", role)
         if "tool_calls" in message:
             raise _problem(source, line, f"{key}.tool_calls", "tool calls are not supported yet")
         reasoning = message.get("reasoning_content")
         if reasoning is not None and not isinstance(reasoning, str):
             raise _problem(source, line, f"{key}.reasoning_content", "must be a string", reasoning)
     if (len(messages) - start) < 2 or messages[-1].get("role") != "assistant":
-        raise _problem(source, line, "messages", "must end with an assistant turn after a user turn",
-                       [m.get("role") for m in messages])  # fmt: skip
+        raise _problem(
+            source,
+            line,
+            "messages",
+            "must end with an assistant turn after a user turn",
+            [m.get("role") for m in messages],
+        )
     return messages
 
 
 def read_trajectories(source: Path) -> list[list[dict[str, Any]]]:
     if not source.is_file():
-        raise DataError("file does not exist", file=str(source), key="conversion.source",
-                        fix="point runtime_info.input.conversion.source at your trajectories JSONL")  # fmt: skip
+        raise DataError(
+            "file does not exist",
+            file=str(source),
+            key="conversion.source",
+            fix="point runtime_info.input.conversion.source at your trajectories JSONL",
+        )
     samples = []
     with source.open(encoding="utf-8") as f:
         for line_no, text in enumerate(f, start=1):
@@ -161,8 +174,12 @@ def prepare_dataset(
     """Convert (or reuse the cached conversion of) the block's trajectories for one trial."""
     source = conversion.source
     if not source.is_file():
-        raise DataError("file does not exist", file=str(source), key="runtime_info.input.conversion.source",
-                        fix="point conversion.source at your trajectories JSONL")  # fmt: skip
+        raise DataError(
+            "file does not exist",
+            file=str(source),
+            key="runtime_info.input.conversion.source",
+            fix="point conversion.source at your trajectories JSONL",
+        )
     cap = conversion.max_instances
     key = conversion_key(conversion, template, file_digest(source), cap)
     target = cache_dir / key
@@ -175,9 +192,11 @@ def prepare_dataset(
         raise DataError(
             f"has {len(samples)} samples, but eval_instances={conversion.eval_instances} must leave "
             "at least one for training",
-            file=str(source), key="runtime_info.input.conversion.eval_instances",
-            value=conversion.eval_instances, fix="lower eval_instances or add data",
-        )  # fmt: skip
+            file=str(source),
+            key="runtime_info.input.conversion.eval_instances",
+            value=conversion.eval_instances,
+            fix="lower eval_instances or add data",
+        )
     order = list(range(len(samples)))
     random.Random(conversion.split_seed).shuffle(order)
     eval_idx, pool_idx = order[: conversion.eval_instances], order[conversion.eval_instances :]
@@ -196,13 +215,24 @@ def prepare_dataset(
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
         name = conversion.data_name
         info = {
-            f"{name}_{split}": {"file_name": f"{split}.jsonl", "formatting": "sharegpt",
-                                "columns": {"messages": "messages"}, "tags": _TAGS}
+            f"{name}_{split}": {
+                "file_name": f"{split}.jsonl",
+                "formatting": "sharegpt",
+                "columns": {"messages": "messages"},
+                "tags": _TAGS,
+            }
             for split in ("train", "eval")
-        }  # fmt: skip
+        }
         (staging / "dataset_info.json").write_text(json.dumps(info, indent=2))
-        meta = {"key": key, "name": name, "n_train": len(train_idx), "n_eval": len(eval_idx),
-                "n_pool": len(pool_idx), "with_reasoning": with_reasoning, "source": str(source)}  # fmt: skip
+        meta = {
+            "key": key,
+            "name": name,
+            "n_train": len(train_idx),
+            "n_eval": len(eval_idx),
+            "n_pool": len(pool_idx),
+            "with_reasoning": with_reasoning,
+            "source": str(source),
+        }
         (staging / "meta.json").write_text(json.dumps(meta, indent=2))
         try:
             os.rename(staging, target)

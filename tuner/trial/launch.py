@@ -80,9 +80,23 @@ def launcher_path() -> str:
 
 def train_argv(spec: LaunchSpec, master_port: int) -> list[str]:
     """The torchrun command `llamafactory-cli train` builds (launcher.py of LLaMA-Factory 0.9.5)."""
-    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--node_rank", "0",
-            "--nproc_per_node", str(max(1, spec.nproc)), "--master_addr", "127.0.0.1",
-            "--master_port", str(master_port), launcher_path(), str(spec.yaml_path)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--node_rank",
+        "0",
+        "--nproc_per_node",
+        str(max(1, spec.nproc)),
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(master_port),
+        launcher_path(),
+        str(spec.yaml_path),
+    ]
 
 
 def child_env(spec: LaunchSpec, master_port: int) -> dict[str, str]:
@@ -124,8 +138,14 @@ class TrialProcess:
         self.spec = spec
         self.master_port = master_port or free_port()
         # The guard kills the trial's process group if this process dies without cleaning up.
-        self.argv = argv or [sys.executable, "-m", "tuner.trial.guard", str(os.getpid()), "--",
-                             *train_argv(spec, self.master_port)]  # fmt: skip
+        self.argv = argv or [
+            sys.executable,
+            "-m",
+            "tuner.trial.guard",
+            str(os.getpid()),
+            "--",
+            *train_argv(spec, self.master_port),
+        ]
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self.errors: list[str] = []  # the first exception lines of the workers, in order
         self.started_at = 0.0
@@ -144,8 +164,10 @@ class TrialProcess:
         argv = self.argv
         self.spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.spec.log_path.open("a", encoding="utf-8") as out:  # the line llamafactory-cli would print
-            out.write(f"[INFO|{time.strftime('%Y-%m-%d %H:%M:%S')}] tuner.launch >> Initializing "
-                      f"{max(1, self.spec.nproc)} distributed tasks at: 127.0.0.1:{self.master_port}\n")  # fmt: skip
+            out.write(
+                f"[INFO|{time.strftime('%Y-%m-%d %H:%M:%S')}] tuner.launch >> Initializing "
+                f"{max(1, self.spec.nproc)} distributed tasks at: 127.0.0.1:{self.master_port}\n"
+            )
         try:
             self._proc = subprocess.Popen(
                 argv,

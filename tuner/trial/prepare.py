@@ -50,8 +50,17 @@ def plan(request: TrialRequest) -> tuple[PreparedData, Rendered]:
     # from where a successful trial moves it into the shared cache (never two writers on one path).
     shared = tokenized_cache(block, data, paths)
     tokenized = shared if shared.is_dir() else paths.root / "tokenized"
-    rendered = render(block, paths, data, ds_config=ds_config, nproc=request.nproc, run_name=request.run_name,
-                      resume_from=request.resume_from, tokenized_path=tokenized, tokenized_cache=shared)  # fmt: skip
+    rendered = render(
+        block,
+        paths,
+        data,
+        ds_config=ds_config,
+        nproc=request.nproc,
+        run_name=request.run_name,
+        resume_from=request.resume_from,
+        tokenized_path=tokenized,
+        tokenized_cache=shared,
+    )
     return data, rendered
 
 
@@ -59,10 +68,18 @@ def _tokenizer_signature(model: str) -> list[Any]:
     folder = Path(model)
     if not folder.is_dir():
         return [model]  # a hub id: its name is what we know
-    files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "tokenizer.model",
-             "special_tokens_map.json", "chat_template.jinja")  # fmt: skip
-    return [model] + [[f, (folder / f).stat().st_size, (folder / f).stat().st_mtime_ns]
-                      for f in files if (folder / f).is_file()]  # fmt: skip
+    files = (
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "vocab.json",
+        "merges.txt",
+        "tokenizer.model",
+        "special_tokens_map.json",
+        "chat_template.jinja",
+    )
+    return [model] + [
+        [f, (folder / f).stat().st_size, (folder / f).stat().st_mtime_ns] for f in files if (folder / f).is_file()
+    ]
 
 
 def tokenized_cache(block: Block, data: PreparedData, paths: TrialPaths) -> Path:
@@ -71,9 +88,14 @@ def tokenized_cache(block: Block, data: PreparedData, paths: TrialPaths) -> Path
     import importlib.metadata
 
     t = block.training
-    spec = {"data": data.key, "template": t.template, "cutoff_len": t.cutoff_len,
-            "tokenizer": _tokenizer_signature(t.model_name_or_path), "passthrough": t.passthrough,
-            "llamafactory": importlib.metadata.version("llamafactory")}  # fmt: skip
+    spec = {
+        "data": data.key,
+        "template": t.template,
+        "cutoff_len": t.cutoff_len,
+        "tokenizer": _tokenizer_signature(t.model_name_or_path),
+        "passthrough": t.passthrough,
+        "llamafactory": importlib.metadata.version("llamafactory"),
+    }
     key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return paths.data_cache.parent / "tokenized" / key
 
@@ -123,8 +145,11 @@ def wandb_run_id(name: str) -> str:
 def _write_wandb_config(request: TrialRequest) -> None:
     """The trial's parameters, study and folder, in wandb's config-file format. (WANDB_CONFIG_PATHS
     would be the direct way, but wandb 0.31 rejects it: 'str' is not allowed as a Sequence.)"""
-    config = {"tuner_params": {"value": request.params}, "tuner_study": {"value": request.group},
-              "tuner_trial_dir": {"value": str(request.paths.root)}}  # fmt: skip
+    config = {
+        "tuner_params": {"value": request.params},
+        "tuner_study": {"value": request.group},
+        "tuner_trial_dir": {"value": str(request.paths.root)},
+    }
     write_text_atomic(request.paths.wandb_config, json.dumps(config, indent=2))
 
 
@@ -133,8 +158,12 @@ def launch_env(request: TrialRequest) -> tuple[dict[str, str], dict[str, str]]:
     experiment = request.block.experiment
     if experiment.wandb_mode == "disabled":
         return {"WANDB_DISABLED": "true", "WANDB_MODE": "disabled"}, {}
-    env = {"WANDB_MODE": experiment.wandb_mode, "WANDB_PROJECT": experiment.wandb_project,
-           "WANDB_DIR": str(request.paths.root), "WANDB_SILENT": "true"}  # fmt: skip
+    env = {
+        "WANDB_MODE": experiment.wandb_mode,
+        "WANDB_PROJECT": experiment.wandb_project,
+        "WANDB_DIR": str(request.paths.root),
+        "WANDB_SILENT": "true",
+    }
     if request.run_name:
         env["WANDB_NAME"] = request.run_name
         env["WANDB_RUN_ID"] = wandb_run_id(request.run_name)

@@ -133,8 +133,7 @@ class DivergenceGuard:
         self._seen += 1
         if self._seen > self.min_records and record.loss > self.factor * self._best:
             return (
-                f"loss exploded to {record.loss:.4g} at step {record.step} "
-                f"(> {self.factor:g} x best {self._best:.4g})"
+                f"loss exploded to {record.loss:.4g} at step {record.step} (> {self.factor:g} x best {self._best:.4g})"
             )
         self._best = min(self._best, record.loss)
         return None

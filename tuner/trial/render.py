@@ -88,8 +88,14 @@ def render(
         args["run_name"] = run_name
     # tuner decides these below / through the conversion; the production run's resume and overwrite
     # settings are not a trial's (a trial's output_dir is always fresh)
-    for key in ("deepspeed", "val_size", "max_samples", "tokenized_path", "resume_from_checkpoint",
-                "overwrite_output_dir"):
+    for key in (
+        "deepspeed",
+        "val_size",
+        "max_samples",
+        "tokenized_path",
+        "resume_from_checkpoint",
+        "overwrite_output_dir",
+    ):
         args.pop(key, None)
     if tokenized_path is not None:
         args["tokenized_path"] = str(tokenized_path)

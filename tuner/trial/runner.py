@@ -72,8 +72,15 @@ def run_trial(
     started = time.monotonic()
     data, rendered = prepare(request)
     env, secret_env = launch_env(request)
-    spec = LaunchSpec(request.paths.yaml, request.paths.train_log, nproc=request.nproc, gpu_ids=request.gpu_ids,
-                      env=env, secret_env=secret_env, pid_path=request.paths.pid)  # fmt: skip
+    spec = LaunchSpec(
+        request.paths.yaml,
+        request.paths.train_log,
+        nproc=request.nproc,
+        gpu_ids=request.gpu_ids,
+        env=env,
+        secret_env=secret_env,
+        pid_path=request.paths.pid,
+    )
     metric = request.block.experiment.metric
     for attempt in (1, 2):
         process = TrialProcess(spec).start()

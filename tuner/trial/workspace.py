@@ -15,7 +15,6 @@ from tuner.errors import ConfigError
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
-
 def check_study_name(name: str) -> str:
     if not _STUDY_NAME.match(name):
         raise ConfigError(
