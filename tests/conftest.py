@@ -64,3 +64,35 @@ def make_block(tmp_path: Path, demo: Demo, demo_data: dict[str, Any]) -> Callabl
         return path
 
     return make
+
+
+FAKE_NVIDIA_SMI = """#!/bin/sh
+# A simulated GPU node for tests: `nvidia-smi -L` lists {n} GPUs; everything else fails like a broken driver.
+if [ "$1" = "-L" ]; then
+  i=0
+  while [ $i -lt {n} ]; do echo "GPU $i: NVIDIA H100 80GB HBM3 (UUID: GPU-0000000$i-fake)"; i=$((i+1)); done
+  exit 0
+fi
+echo "fake nvidia-smi: only -L is simulated" >&2
+exit 9
+"""
+
+
+@pytest.fixture()
+def gpu_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], dict[str, str]]:
+    """Make this process (and the commands it starts) see a GPU node with `n` GPUs: a fake
+    `nvidia-smi` first on PATH and `n` Ray logical GPUs. Returns the environment for subprocesses."""
+
+    def make(n: int) -> dict[str, str]:
+        bin_dir = tmp_path / "fake-gpu-bin"
+        bin_dir.mkdir(exist_ok=True)
+        smi = bin_dir / "nvidia-smi"
+        smi.write_text(FAKE_NVIDIA_SMI.replace("{n}", str(n)), encoding="utf-8")
+        smi.chmod(0o755)
+        env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "TUNER_RAY_NUM_GPUS": str(n)}
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        return env
+
+    return make

@@ -24,7 +24,10 @@ OOM_TAIL = ["RuntimeError: CUDA error", "torch.OutOfMemoryError: CUDA out of mem
         (0, None, None, [], "crashed"),
         (1, None, None, CRASH_TAIL, "crashed"),
         (1, None, None, OOM_TAIL, "oom"),
-        (1, None, None, ["Signal 9 (SIGKILL) received by PID 1234"], "oom"),
+        # A SIGKILL alone is not an OOM (a lost node, a cleanup, an operator): never marks a point infeasible.
+        (1, None, None, ["Signal 9 (SIGKILL) received by PID 1234"], "killed"),
+        (-9, None, None, [], "killed"),
+        (1, None, None, ["Signal 9 (SIGKILL) received by PID 1234", *OOM_TAIL], "oom"),
         (-15, "pruned", None, [], "pruned"),
         (-15, "diverged: loss became nan at step 4", None, [], "diverged"),
         (-15, "timeout: exceeded 60 s", None, [], "timeout"),

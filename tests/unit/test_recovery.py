@@ -11,6 +11,7 @@ from tuner.study.budget import Budget, Ledger
 from tuner.study.disk import keepers, prune_weights
 from tuner.study.recovery import latest_checkpoint, recover
 from tuner.study.session import StudySession
+from tuner.study.shape import RunShape
 from tuner.study.store import StudyStore
 from tuner.trial.classify import classify
 from tuner.trial.scrub import scrub_secrets
@@ -69,7 +70,7 @@ def test_interrupted_trials_do_not_use_up_a_trial_budget(make_block, tmp_path):
 
 
 def test_crash_is_retried_up_to_n_times_but_never_an_oom(make_block, tmp_path):
-    session = _session(make_block, tmp_path, retries=1)
+    session = _session(make_block, tmp_path, shape=RunShape(retries=1))
     first = session.next_trial()
     session.on_complete(first.number, {"final": True, "exit_class": "crashed", "reason": "x"})
     retry = session.next_trial()

@@ -41,10 +41,31 @@ StorageOpt = Annotated[
     ),
 ]
 SamplerOpt = Annotated[str, typer.Option("--sampler", help="tpe (seeded), gp, random, grid or cmaes.")]
-SchedulerOpt = Annotated[str, typer.Option("--scheduler", help="asha (stop bad trials early) or none.")]
-GpusOpt = Annotated[int, typer.Option("--gpus-per-trial", help="GPUs per trial; 0 on CPU (1 process).")]
+SchedulerOpt = Annotated[
+    str | None, typer.Option("--scheduler", help="asha (stop bad trials early) or none. Default: asha.")
+]
+GpusOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--gpus-per-trial",
+        help="GPUs per trial (over all its nodes). Default: the block's n_gpus_per_node where GPUs exist, "
+        "else 0 (CPU, 1 process). A resumed study keeps its own.",
+    ),
+]
+NodesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--nodes-per-trial",
+        help="Nodes one trial spans (a Ray cluster; one torchrun per node). Default: 1, or more when "
+        "--gpus-per-trial exceeds a node's GPUs.",
+    ),
+]
 ConcurrencyOpt = Annotated[
-    int | None, typer.Option("--max-concurrent", help="Trials at once. Default: GPUs / GPUs per trial (1 on CPU).")
+    int | None,
+    typer.Option(
+        "--max-concurrent",
+        help="Trials at once. Default: GPUs / GPUs per trial, re-read as cluster nodes come and go (1 on CPU).",
+    ),
 ]
 AddressOpt = Annotated[
     str | None,
@@ -57,10 +78,14 @@ TimeoutOpt = Annotated[
     typer.Option("--trial-timeout", help="Stop a trial that prints nothing and logs no step for this many seconds."),
 ]
 RetriesOpt = Annotated[
-    int, typer.Option("--retries", help="Re-run a crashed or hung trial up to N times (never an OOM).")
+    int | None,
+    typer.Option("--retries", help="Re-run a crashed or hung trial up to N times (never an OOM). Default: 0."),
 ]
 KeepBestOpt = Annotated[
-    int, typer.Option("--keep-best", help="Keep the weights of the best K trials (and pinned ones); delete the rest.")
+    int | None,
+    typer.Option(
+        "--keep-best", help="Keep the weights of the best K trials (and pinned ones); delete the rest. Default: 1."
+    ),
 ]
 AllowChangesOpt = Annotated[
     bool, typer.Option("--allow-changes", help="Resume even though the block or search space changed.")

@@ -184,9 +184,12 @@ def print_study(console: Console, url: str, name: str) -> None:
 def print_study_end(console: Console, session: Any) -> None:
     url, name = session.store.url, session.store.name
     print_study(console, url, name)
+    from tuner.orchestrate.run import storage_flags
+
+    flags = " ".join(storage_flags(url, session.trials_dir))
     console.print("\nNext:")
-    console.print(f"  tune status {name} --storage '{escape(redact_url(url))}'    # this table again", highlight=False)
-    console.print(f"  optuna-dashboard '{escape(redact_url(url))}'    # plots in the browser", highlight=False)
+    console.print(f"  tune status {name} {escape(flags)}    # this table again", highlight=False)
+    console.print(f"  tune dashboard {escape(flags)}    # plots in the browser", highlight=False)
 
 
 def print_study_start(console: Console, prepared: Any) -> None:
@@ -209,3 +212,6 @@ def print_study_start(console: Console, prepared: Any) -> None:
         f"{verb} study [bold]{escape(s.store.name)}[/bold] in {where}; budget {prepared.budget.describe()}"
         f"; trials in {s.trials_dir / s.store.name}"
     )
+    plan = prepared.plan
+    at_once = "as many as the cluster's GPUs allow" if plan.follow_cluster else f"up to {plan.max_concurrent} at once"
+    console.print(f"Each trial: {s.shape.describe()}; {at_once}")

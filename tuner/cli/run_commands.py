@@ -20,6 +20,7 @@ from tuner.cli.options import (
     GpusOpt,
     JoinOpt,
     KeepBestOpt,
+    NodesOpt,
     RetriesOpt,
     SamplerOpt,
     SchedulerOpt,
@@ -156,8 +157,9 @@ def start(
     storage: StorageOpt = None,
     space: SpaceOpt = None,
     sampler: SamplerOpt = "tpe",
-    scheduler: SchedulerOpt = "asha",
-    gpus_per_trial: GpusOpt = 0,
+    scheduler: SchedulerOpt = None,
+    gpus_per_trial: GpusOpt = None,
+    nodes_per_trial: NodesOpt = None,
     max_concurrent: ConcurrencyOpt = None,
     address: AddressOpt = None,
     trials_dir: TrialsDirOpt = Path("trials"),
@@ -171,8 +173,8 @@ def start(
         ),
     ] = None,
     trial_timeout: TimeoutOpt = None,
-    retries: RetriesOpt = 0,
-    keep_best: KeepBestOpt = 1,
+    retries: RetriesOpt = None,
+    keep_best: KeepBestOpt = None,
     allow_changes: AllowChangesOpt = False,
     join: JoinOpt = False,
     verbose: VerboseOpt = False,
@@ -195,6 +197,7 @@ def start(
             sampler=sampler,
             scheduler=scheduler,
             gpus_per_trial=gpus_per_trial,
+            nodes_per_trial=nodes_per_trial,
             max_concurrent=max_concurrent,
             address=address,
             trials_dir=trials_dir,
@@ -217,12 +220,13 @@ def resume(
     config: Annotated[Path | None, typer.Option("--config", "-c", help="Block file, if it moved.")] = None,
     storage: StorageOpt = None,
     trials_dir: TrialsDirOpt = Path("trials"),
-    gpus_per_trial: GpusOpt = 0,
+    gpus_per_trial: GpusOpt = None,
+    nodes_per_trial: NodesOpt = None,
     max_concurrent: ConcurrencyOpt = None,
     address: AddressOpt = None,
     trial_timeout: TimeoutOpt = None,
-    retries: RetriesOpt = 0,
-    keep_best: KeepBestOpt = 1,
+    retries: RetriesOpt = None,
+    keep_best: KeepBestOpt = None,
     allow_changes: AllowChangesOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
@@ -230,7 +234,9 @@ def resume(
 
     A retry continues from its checkpoint when the block keeps optimizer state (save_only_model: false).
 
-    The budget carries on from what was spent; --budget adds to it."""
+    The budget carries on from what was spent; --budget adds to it. The study's run shape (GPUs and
+    nodes per trial, concurrency, timeout, retries, keep-best) carries on too; flags change it, and a
+    change of GPUs or nodes per trial (the global batch size) needs --allow-changes."""
     setup_logging(verbose)
     from tuner.orchestrate.options import StartOptions
 
@@ -241,6 +247,7 @@ def resume(
             study=study,
             storage=storage,
             gpus_per_trial=gpus_per_trial,
+            nodes_per_trial=nodes_per_trial,
             max_concurrent=max_concurrent,
             address=address,
             trials_dir=trials_dir,

@@ -72,6 +72,8 @@ def promote(
     store = StudyStore.open(storage or default_storage(trials_dir), study, create=False)
     done = run_promote(store, trial=trial, to=to, force=force)
     out.print(escape(done.diff), highlight=False, end="")
+    for note in done.batch_notes:
+        out.print(f"[yellow]{escape(note)}[/yellow]", highlight=False)
     out.print(f"Promoted trial #{done.trial} ({done.value:.6f}) to [bold]{escape(str(done.target))}[/bold]")
     out.print(f"The exact LLaMA-Factory YAML it ran: {escape(str(done.llamafactory_yaml))}")
     out.print(f"Next: tune check --config {escape(str(done.target))}")

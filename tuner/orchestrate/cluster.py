@@ -7,18 +7,30 @@ and the check that a multi-host cluster writes trial folders to shared storage.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 import ray
 
+from tuner.orchestrate.placement import Machine
 from tuner.orchestrate.plan import RayPlan
 
 log = logging.getLogger(__name__)
 
 
 def init_ray(plan: RayPlan) -> None:
+    """Start a local Ray (with TUNER_RAY_NUM_GPUS logical GPUs if set) or join `plan.address`."""
+    if ray.is_initialized():
+        return
+    connect(plan.address, plan.verbose)
+    if plan.address:
+        _warn_if_trials_dir_is_local(plan.trials_dir)
+
+
+def connect(address: str | None, verbose: bool = False) -> None:
     if ray.is_initialized():
         return
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # keep CUDA_VISIBLE_DEVICES="" on CPU
@@ -27,15 +39,39 @@ def init_ray(plan: RayPlan) -> None:
     os.environ.setdefault("RAY_kill_child_processes_on_worker_exit", "0")
     kwargs: dict[str, Any] = {
         "include_dashboard": False,
-        "log_to_driver": plan.verbose,
-        "logging_level": logging.INFO if plan.verbose else logging.ERROR,
+        "log_to_driver": verbose,
+        "logging_level": logging.INFO if verbose else logging.ERROR,
     }
-    if plan.address:
-        ray.init(address=plan.address, **kwargs)
-        _warn_if_trials_dir_is_local(plan.trials_dir)
+    if address:
+        ray.init(address=address, **kwargs)
     else:
         logical_gpus = os.environ.get("TUNER_RAY_NUM_GPUS")  # GPUs Ray cannot detect, or logical ones in tests
         ray.init(**kwargs, **({"num_gpus": int(logical_gpus)} if logical_gpus else {}))
+
+
+def cluster_machine(address: str, verbose: bool = False) -> Machine:
+    """The GPUs of each alive node of the cluster at `address` (joins it: the shape is checked
+    against what the cluster has before any trial is started)."""
+    connect(address, verbose)
+    gpus = tuple(int(node.get("Resources", {}).get("GPU", 0)) for node in ray.nodes() if node.get("Alive"))
+    return Machine(gpus, f"the Ray cluster at {address}", cluster=True)
+
+
+class ClusterCapacity:
+    """Trials the cluster can hold at once now: its GPUs / GPUs per trial, re-read every `every_s`
+    seconds, so concurrency follows nodes that join or leave."""
+
+    def __init__(self, gpus_per_trial: int, every_s: float = 10.0) -> None:
+        self.gpus_per_trial, self.every_s = gpus_per_trial, every_s
+        self._value, self._read_at = 1, -math.inf
+
+    def __call__(self) -> int:
+        now = time.monotonic()
+        if now - self._read_at >= self.every_s:
+            gpus = int(ray.cluster_resources().get("GPU", 0))
+            self._value = max(1, gpus // self.gpus_per_trial) if self.gpus_per_trial else 1
+            self._read_at = now
+        return self._value
 
 
 LOCAL_FILESYSTEMS = {"ext2", "ext3", "ext4", "xfs", "btrfs", "tmpfs", "overlay", "zfs", "f2fs", "vfat"}

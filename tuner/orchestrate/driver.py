@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,8 @@ from ray.tune.search import Searcher
 from tuner.config.block import Block
 from tuner.errors import StorageError
 from tuner.files import write_json_atomic
-from tuner.orchestrate.cluster import init_ray
+from tuner.orchestrate.cluster import ClusterCapacity, init_ray
+from tuner.orchestrate.multinode import RayOtherNodes, placement_bundles, stop_other_nodes
 from tuner.orchestrate.plan import OBJECTIVE, PROGRESS, RayPlan, SchedulerSettings
 from tuner.study.session import StudySession
 from tuner.trial.launch import processes_per_trial
@@ -43,20 +45,22 @@ def _trainable(
     study: str,
     metric: str,
     timeout_s: float | None,
+    nodes: int = 1,
 ) -> None:
-    """Runs in a Ray worker: one trial, reporting each intermediate eval, then a final result."""
+    """Runs in a Ray worker: one trial, reporting each intermediate eval, then a final result. A
+    multi-node trial runs node 0's part here and the others through actors in its placement group."""
     number, gbs = config["number"], config["global_batch_size"]
     paths = TrialPaths(Path(config["trial_dir"]))
     gpu_ids = tuple(str(g) for g in ray.get_gpu_ids())
+    here = {
+        "rank": 0,
+        "ray_node_id": ray.get_runtime_context().get_node_id(),
+        "host": socket.gethostname(),
+        "gpu_ids": list(gpu_ids),
+    }
+    others = RayOtherNodes(nodes, len(gpu_ids)) if nodes > 1 else None
     # Where Ray placed the trial; the driver records it in the study when the trial ends.
-    write_json_atomic(
-        paths.placement,
-        {
-            "ray_node_id": ray.get_runtime_context().get_node_id(),
-            "host": socket.gethostname(),
-            "gpu_ids": list(gpu_ids),
-        },
-    )
+    write_json_atomic(paths.placement, {**here, "nodes": [here, *(others.placements() if others else [])]})
     request = TrialRequest(
         block,
         config["params"],
@@ -68,6 +72,8 @@ def _trainable(
         group=study,
         timeout_s=timeout_s,
         resume_from=config.get("resume_from"),
+        other_nodes=others,
+        master_addr=ray.util.get_node_ip_address() if others else "127.0.0.1",
     )
 
     def on_record(record: Any) -> None:
@@ -119,14 +125,17 @@ def _recording(method: Any) -> Any:
 class StudySearcher(_Unpicklable, Searcher):
     """Ray searcher bound to the Optuna study: asks it, tells it every outcome."""
 
-    def __init__(self, session: StudySession, mode: str) -> None:
+    def __init__(self, session: StudySession, mode: str, capacity: Callable[[], int] | None = None) -> None:
         super().__init__(metric=OBJECTIVE, mode=mode)
         self._live_session = session
+        self._live_capacity = capacity  # trials the cluster holds now (None: Ray's fixed limit only)
         self.numbers: dict[str, int] = {}
 
     @_recording
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         session = self._live_session
+        if self._live_capacity is not None and len(session.running) >= self._live_capacity():
+            return None  # no room on the cluster now: ask again later, without opening a trial
         ticket = session.next_trial()
         if ticket is None:
             return Searcher.FINISHED if not session.running else None
@@ -216,16 +225,23 @@ def run(
             _trainable,
             block=block,
             targets=targets,
-            nproc=processes_per_trial(plan.gpus_per_trial),
+            nproc=processes_per_trial(plan.gpus_per_trial // plan.nodes_per_trial),
+            nodes=plan.nodes_per_trial,
             study=plan.study,
             metric=block.experiment.metric,
             timeout_s=plan.timeout_s,
         )
-    resources = {"cpu": 1, "gpu": plan.gpus_per_trial}
+    resources: Any = {"cpu": 1, "gpu": plan.gpus_per_trial}
+    if plan.nodes_per_trial > 1:  # one bundle per node, never two on one node
+        bundles = placement_bundles(plan.nodes_per_trial, plan.gpus_per_trial // plan.nodes_per_trial)
+        resources = tune.PlacementGroupFactory(bundles, strategy="STRICT_SPREAD")
+        session.stop_elsewhere = stop_other_nodes
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
         tune_config=tune.TuneConfig(
-            search_alg=StudySearcher(session, plan.mode),
+            search_alg=StudySearcher(
+                session, plan.mode, ClusterCapacity(plan.gpus_per_trial) if plan.follow_cluster else None
+            ),
             scheduler=_make_scheduler(plan.scheduler, plan.mode),
             num_samples=-1,
             max_concurrent_trials=plan.max_concurrent,

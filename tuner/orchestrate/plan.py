@@ -6,12 +6,10 @@ max_t, grace period and reduction factor. `driver.py` only translates them into 
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from tuner.config.block import Block
-from tuner.config.machine import gpus_present
 from tuner.config.space import SearchSpace
 from tuner.trial.dataset import PreparedData
 
@@ -44,9 +42,11 @@ class RayPlan:
     study: str
     trials_dir: Path
     scheduler: SchedulerSettings
-    gpus_per_trial: int
-    max_concurrent: int
+    gpus_per_trial: int  # over all the trial's nodes
+    max_concurrent: int  # at most this many trials at once
     mode: str  # min | max
+    nodes_per_trial: int = 1
+    follow_cluster: bool = False  # re-read the cluster's GPUs: concurrency grows and shrinks with its nodes
     address: str | None = None
     verbose: bool = False
     timeout_s: float | None = None
@@ -66,15 +66,3 @@ def max_samples(space: SearchSpace, block: Block, data: PreparedData) -> int:
     cap = space.params.get("max_instances")
     most_samples = int(cap.high) if cap and cap.high else data.n_train
     return int(most_samples * float(most_epochs))  # type: ignore[arg-type]
-
-
-def local_gpus() -> int:
-    """GPUs a local Ray gets: detected ones, or TUNER_RAY_NUM_GPUS (logical GPUs, e.g. in tests)."""
-    logical = os.environ.get("TUNER_RAY_NUM_GPUS")
-    return int(logical) if logical else gpus_present()
-
-
-def default_concurrency(gpus_per_trial: int, address: str | None) -> int:
-    """Trials at once: the local GPUs / GPUs per trial; 1 on the CPU or on a cluster."""
-    available = local_gpus() if address is None else 0
-    return max(1, available // gpus_per_trial) if gpus_per_trial else 1

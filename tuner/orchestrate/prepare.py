@@ -21,20 +21,27 @@ from tuner.config.findings import Finding
 from tuner.config.preflight import run_preflight
 from tuner.config.space import SearchSpace, build_space
 from tuner.errors import ConfigError, PreflightError, SpaceError
+from tuner.orchestrate.cluster import cluster_machine
 from tuner.orchestrate.options import StartOptions, check_options
-from tuner.orchestrate.plan import RayPlan, SchedulerSettings, default_concurrency, max_samples
+from tuner.orchestrate.placement import default_concurrency, local_machine, resolve_shape
+from tuner.orchestrate.plan import RayPlan, SchedulerSettings, max_samples
 from tuner.redact import redact_url
 from tuner.study.budget import Budget, Ledger, parse_budget
 from tuner.study.lease import Lease
 from tuner.study.recovery import Recovered, recover
 from tuner.study.samplers import default_startup_trials, driver_seed, make_sampler
 from tuner.study.session import StudySession
+from tuner.study.shape import RunShape, stored_shape
 from tuner.study.storage import default_storage, study_names
 from tuner.study.store import StudyStore
 from tuner.trial.dataset import PreparedData, prepare_dataset
 from tuner.trial.workspace import TrialPaths, check_study_name, check_trials_dir
 
 log = logging.getLogger(__name__)
+
+# Ray's limit on trials at once when concurrency follows the cluster's GPUs (the searcher holds
+# back whatever the cluster cannot place now).
+FOLLOW_CLUSTER_LIMIT = 256
 
 
 @dataclass
@@ -73,7 +80,9 @@ def _fit_space_to_data(space: SearchSpace, data: PreparedData, block: Block) -> 
     return replace(space, params=params)
 
 
-def study_attrs(block: Block, space: SearchSpace, o: StartOptions, budget: Budget, url: str) -> dict[str, Any]:
+def study_attrs(
+    block: Block, space: SearchSpace, o: StartOptions, budget: Budget, url: str, shape: RunShape
+) -> dict[str, Any]:
     """What a study records about itself (never a secret: the block is stored masked)."""
     return {
         "tuner_version": __version__,
@@ -84,13 +93,14 @@ def study_attrs(block: Block, space: SearchSpace, o: StartOptions, budget: Budge
         "space_file": space.source,
         "budget": budget.to_dict(),
         "sampler": o.sampler,
-        "scheduler": o.scheduler,
+        "scheduler": shape.scheduler,
+        "shape": shape.to_dict(),
         "seed": o.seed,
         "startup_trials": o.startup_trials,
         "metric": block.experiment.metric,
         "direction": block.experiment.direction,
         "storage": redact_url(url),
-        "gpus_per_trial": o.gpus_per_trial,
+        "gpus_per_trial": shape.gpus_per_trial,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
@@ -99,9 +109,19 @@ def _same(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
-def _check_unchanged(attrs: dict[str, Any], block: Block, space: SearchSpace, o: StartOptions) -> list[str]:
-    """What differs from the study's record; refused unless --allow-changes."""
-    changes = []
+def _check_unchanged(
+    attrs: dict[str, Any], block: Block, space: SearchSpace, o: StartOptions, shape_changes: list[str]
+) -> list[str]:
+    """What differs from the study's record; refused unless --allow-changes. A joining driver runs
+    the study's shape as recorded: its trials must be comparable with the live drivers' trials."""
+    if shape_changes and o.join:
+        raise ConfigError(
+            f"a joining driver runs study {o.study!r} with its recorded shape, not {'; '.join(shape_changes)}",
+            key="--join",
+            value=o.study,
+            fix="drop --gpus-per-trial/--nodes-per-trial when joining",
+        )
+    changes = [f"{change} (the global batch size and the progress unit change with it)" for change in shape_changes]
     if attrs.get("block_hash") != block.content_hash:
         changes.append(f"the block changed (hash {attrs.get('block_hash')} -> {block.content_hash})")
     if not _same(attrs.get("space"), space.to_dict()):
@@ -111,7 +131,7 @@ def _check_unchanged(attrs: dict[str, Any], block: Block, space: SearchSpace, o:
             f"study {o.study!r} cannot resume: {'; '.join(changes)}",
             key="--study",
             value=o.study,
-            fix="restore the original block/space, pass --allow-changes to resume anyway, or start a new --study",
+            fix="restore the original block/space/shape, pass --allow-changes to resume anyway, or start a new --study",
         )
     return changes
 
@@ -119,7 +139,7 @@ def _check_unchanged(attrs: dict[str, Any], block: Block, space: SearchSpace, o:
 def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = False) -> Prepared:
     """Validate everything, open (or resume) the study, take its lease, recover orphans."""
     check_options(o)
-    if o.sampler == "gp" and o.scheduler == "asha":
+    if o.sampler == "gp" and (o.scheduler or RunShape().scheduler) == "asha":
         log.warning(
             "--sampler gp learns only from completed trials and ASHA stops most trials early, "
             "so GP learns little (docs/benchmarks.md): use --sampler gp with --scheduler none, "
@@ -156,7 +176,6 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         o = replace(
             o,
             sampler=attrs.get("sampler", o.sampler),
-            scheduler=attrs.get("scheduler", o.scheduler),
             space=o.space or (Path(attrs["space_file"]) if attrs.get("space_file") else None),
         )
     if block is None:
@@ -165,12 +184,10 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     stored_budget = Budget.from_dict(attrs["budget"]) if resumed else None
     if o.budget is None and stored_budget is None:
         raise ConfigError("a new study needs a budget", key="--budget", fix="add e.g. --budget 20 (trials) or 8h")
-    budget = (
-        stored_budget.extended(parse_budget(o.budget))
-        if stored_budget and o.budget
-        # type: ignore[union-attr]
-        else (stored_budget or parse_budget(o.budget))
-    )  # type: ignore[arg-type]
+    if stored_budget is None:
+        budget = parse_budget(o.budget)  # type: ignore[arg-type]
+    else:
+        budget = stored_budget.extended(parse_budget(o.budget)) if o.budget else stored_budget
 
     findings = run_preflight(block, space_path=o.space)
     if any(f.severity == "error" for f in findings):
@@ -188,12 +205,16 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
             value={},
             fix="list e.g. [learning_rate, num_train_epochs]",
         )
-    changes = _check_unchanged(attrs, block, space, replace(o, study=name)) if resumed else []
+    machine = cluster_machine(o.address, o.verbose) if o.address else local_machine()
+    shape, shape_changes, shape_warnings = resolve_shape(o.shape_flags(), block, machine, stored_shape(attrs, resumed))
+    for warning in shape_warnings:
+        log.warning("%s", warning)
+    changes = _check_unchanged(attrs, block, space, replace(o, study=name), shape_changes) if resumed else []
 
     secrets = tuple(filter(None, (block.secret(k) for k in block.credentials)))
     seed = driver_seed(attrs if resumed else {}, o.seed, len(_trial_numbers(url, name)) if resumed else 0)
     startup = int(attrs.get("startup_trials") or o.startup_trials or default_startup_trials(budget))
-    o = replace(o, startup_trials=startup)  # what study_attrs records
+    o = replace(o, startup_trials=startup, scheduler=shape.scheduler)  # what study_attrs records
     sampler = make_sampler(o.sampler, seed, space, startup)
     store = StudyStore.open(url, name, direction=block.experiment.direction, sampler=sampler, secrets=secrets)
     lease = Lease(store, join=o.join).acquire()
@@ -201,10 +222,12 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         # A joining driver leaves RUNNING trials alone: they belong to the live drivers.
         recovered = recover(store, block) if resumed and not o.join else None
         if not resumed:
-            store.set_attrs(study_attrs(block, space, o, budget, url))
+            store.set_attrs(study_attrs(block, space, o, budget, url, shape))
             store.set_metric_name(block.experiment.metric)
         elif not o.join:
-            store.set_attrs({"budget": budget.to_dict()})
+            store.set_attrs(
+                {"budget": budget.to_dict(), "shape": shape.to_dict(), "gpus_per_trial": shape.gpus_per_trial}
+            )
             if changes:
                 history = [*attrs.get("changes", []), {"when": dt.datetime.now(dt.UTC).isoformat(), "what": changes}]
                 store.set_attrs(
@@ -226,20 +249,21 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         space,
         ledger,
         trials_dir,
-        gpus_per_trial=o.gpus_per_trial,
-        retries=o.retries,
-        keep_best=o.keep_best,
+        shape=shape,
     )
     plan = RayPlan(
         study=name,
         trials_dir=trials_dir,
-        scheduler=SchedulerSettings.for_study(o.scheduler, max_samples(space, block, data)),
-        gpus_per_trial=o.gpus_per_trial,
-        max_concurrent=o.max_concurrent or default_concurrency(o.gpus_per_trial, o.address),
+        scheduler=SchedulerSettings.for_study(shape.scheduler, max_samples(space, block, data)),
+        gpus_per_trial=shape.gpus_per_trial,
+        nodes_per_trial=shape.nodes_per_trial,
+        max_concurrent=shape.max_concurrent
+        or (FOLLOW_CLUSTER_LIMIT if o.address else default_concurrency(shape, machine)),
+        follow_cluster=bool(o.address) and shape.max_concurrent is None,
         mode="min" if block.experiment.direction == "minimize" else "max",
         address=o.address,
         verbose=o.verbose,
-        timeout_s=o.trial_timeout_s,
+        timeout_s=shape.trial_timeout_s,
     )
     targets = {n: p.target for n, p in space.params.items()}
     return Prepared(session, plan, targets, findings, budget, resumed, lease, recovered, lease.took_over)

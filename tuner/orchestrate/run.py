@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from tuner.errors import TunerError
 from tuner.orchestrate.prepare import Prepared
 from tuner.redact import redact_url
+from tuner.study.storage import default_storage
 from tuner.trial.launch import stop_recorded
 from tuner.trial.workspace import trial_paths
 
@@ -27,9 +30,22 @@ class Interrupted(TunerError):
     exit_code = 130
 
 
+def storage_flags(url: str, trials_dir: Path) -> list[str]:
+    """`--storage URL --trials-dir DIR` as a command must repeat them to reach the same study. A URL
+    with a password is never printed: `"$TUNER_STORAGE"` stands in for it (the variable --storage
+    reads by default), so the command works as printed wherever that variable holds the URL."""
+    flags = ["--trials-dir", shlex.quote(str(trials_dir))]
+    if url == default_storage(trials_dir):
+        return flags
+    shown = redact_url(url)
+    return ["--storage", '"$TUNER_STORAGE"' if shown != url else shlex.quote(url), *flags]
+
+
 def resume_command(prepared: Prepared) -> str:
-    s = prepared.session
-    return f"tune resume {s.store.name} --storage '{redact_url(s.store.url)}' --trials-dir {s.trials_dir}"
+    """The command that continues this study; the study remembers its shape, so no flag repeats it."""
+    s, plan = prepared.session, prepared.plan
+    address = ["--address", shlex.quote(plan.address)] if plan.address else []
+    return " ".join(["tune", "resume", shlex.quote(s.store.name), *storage_flags(s.store.url, s.trials_dir), *address])
 
 
 def run_study(prepared: Prepared, on_step: Callable[[], None], on_signal: Callable[[int], None]) -> None:

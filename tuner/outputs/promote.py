@@ -3,7 +3,8 @@
 The user's block is edited as they wrote it (ruamel.yaml round-trip: comments, key order and
 quoting are kept), the trial's parameters filled in where their space-file `target` says, with a
 fresh `output_dir`, `overwrite_output_dir: false` and a `provenance` section. Beside it goes the
-exact LLaMA-Factory YAML the trial ran. Nothing existing is replaced without --force.
+exact LLaMA-Factory YAML the trial ran. Nothing existing is replaced without --force. The trial's
+global batch size is kept on the block's `n_gpus_per_node` (tuner.outputs.batch), or promote refuses.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tuner.config.block import load_block
 from tuner.config.preflight import production_output_path
 from tuner.errors import ConfigError
 from tuner.files import write_text_atomic
+from tuner.outputs.batch import ACCUM, PER_DEVICE, TrialBatch, batch_notes, fit_batch, refusal, trial_batch
 from tuner.redact import redact_url
 from tuner.study.store import StudyStore
 
@@ -33,6 +35,7 @@ class Promotion:
     trial: int
     value: float
     diff: str
+    batch_notes: tuple[str, ...] = ()  # what was done to keep the trial's global batch size
 
 
 def _round_trip() -> Any:
@@ -108,6 +111,26 @@ def _absolutize_paths(section: Any, block_dir: Path) -> None:
             mapping[key] = str((block_dir / value).resolve())
 
 
+def _alternative(store: StudyStore, gpus: int) -> int | None:
+    """The best COMPLETE trial whose global batch size `gpus` divides (for a refusal's fix)."""
+    done = [t for t in store.trials() if t.state.name == "COMPLETE" and t.value is not None]
+    fits = [t for t in done if isinstance(gbs := t.user_attrs.get("global_batch_size"), int) and gbs % gpus == 0]
+    fits.sort(key=lambda t: t.value, reverse=store.attrs().get("direction") == "maximize")
+    return fits[0].number if fits else None
+
+
+def _batch(store: StudyStore, chosen: Any, block_path: Path) -> tuple[TrialBatch, tuple[int, int], int]:
+    """The trial's batch, the (per_device, accum) that keep it on production's GPUs, and those GPUs."""
+    source = load_block(block_path)
+    ran_with = ((store.attrs().get("block") or {}).get("runtime_info") or {}).get("input", {}).get("training")
+    batch = trial_batch(chosen.params, chosen.user_attrs, ran_with or source.training.model_dump())
+    gpus = source.n_gpus_per_node
+    fitted = fit_batch(batch, gpus)
+    if fitted is None:
+        raise refusal(chosen.number, batch, gpus, block_path, _alternative(store, gpus))
+    return batch, fitted, gpus
+
+
 def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = None, force: bool = False) -> Promotion:
     attrs = store.attrs()
     if "block_file" not in attrs:
@@ -133,6 +156,8 @@ def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = No
     if target == block_path.resolve():
         raise ConfigError("would overwrite the study's own block", file=str(target), fix="choose another --to")
 
+    batch, fitted, gpus = _batch(store, chosen, block_path)
+
     original_text = block_path.read_text(encoding="utf-8")
     yaml = _round_trip()
     data = yaml.load(original_text)
@@ -141,6 +166,9 @@ def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = No
     for name, value in chosen.params.items():
         section[space.get(name, {}).get("target", "training")][name] = value
     training = section["training"]
+    for key, value in zip((PER_DEVICE, ACCUM), fitted, strict=True):
+        if training.get(key, 1) != value:
+            training[key] = value
     if target.parent != block_path.resolve().parent:
         _absolutize_paths(section, block_path.resolve().parent)
     training["output_dir"] = _fresh_output_dir(
@@ -157,6 +185,10 @@ def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = No
         "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "source_block": str(block_path),
         "trial_dir": chosen.user_attrs.get("trial_dir"),
+        "trial_gpus": batch.gpus,
+        "trial_processes": batch.processes,
+        "trial_global_batch_size": batch.global_batch,
+        "global_batch_size": fitted[0] * fitted[1] * gpus,
     }
     buffer = io.StringIO()
     yaml.dump(data, buffer)
@@ -180,4 +212,5 @@ def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = No
         "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     store.set_attrs({"promotions": [*attrs.get("promotions", []), record]})
-    return Promotion(target, lf_yaml, chosen.number, float(chosen.value), diff)
+    notes = batch_notes(chosen.number, batch, fitted, gpus)
+    return Promotion(target, lf_yaml, chosen.number, float(chosen.value), diff, notes)

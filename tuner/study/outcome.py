@@ -81,6 +81,11 @@ def outcome_attrs(
                 "cuda_visible_devices": ",".join(placement.get("gpu_ids", [])),
             }
         )
+        nodes = placement.get("nodes") or []
+        if len(nodes) > 1:  # a multi-node trial: every node it ran on, in rank order
+            attrs["ray_node_ids"] = [n.get("ray_node_id") for n in nodes]
+            attrs["hosts"] = [n.get("host") for n in nodes]
+            attrs["gpu_ids_per_node"] = [",".join(n.get("gpu_ids", [])) for n in nodes]
     if state == "FAIL" and result.get("log_tail"):
         attrs["log_tail"] = "\n".join(result["log_tail"][-20:])[-4000:]
     return attrs

@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 
 class RetryPolicy:
-    """Crashed or hung trials run again up to `retries` times with the same parameters; an OOM is
+    """Crashed, hung or killed trials run again up to `retries` times with the same parameters; an OOM is
     never retried (the same parameters would run out of memory again): the sampler learns instead
     that the point is infeasible."""
 
@@ -20,7 +20,7 @@ class RetryPolicy:
     def after(self, number: int, exit_class: str) -> None:
         if exit_class == "oom":
             self._mark_infeasible(number)
-        elif exit_class in ("crashed", "timeout"):
+        elif exit_class in ("crashed", "timeout", "killed"):
             self._maybe_retry(number)
 
     def _maybe_retry(self, number: int) -> None:

@@ -27,8 +27,9 @@ from tuner.study.disk import free_weights
 from tuner.study.gate import BudgetGate
 from tuner.study.outcome import Outcome, exit_class_of, outcome_attrs, read_json, state_of
 from tuner.study.retry import RetryPolicy
+from tuner.study.shape import RunShape
 from tuner.study.store import StudyStore
-from tuner.trial.launch import processes_per_trial, stop_recorded
+from tuner.trial.launch import stop_recorded
 from tuner.trial.prepare import run_name, wandb_run_id
 from tuner.trial.workspace import TrialPaths, create_fresh, trial_paths
 
@@ -57,23 +58,22 @@ class StudySession:
         ledger: Ledger,
         trials_dir: Path,
         *,
-        gpus_per_trial: int = 0,
-        retries: int = 0,
-        keep_best: int = 1,
+        shape: RunShape | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store, self.block, self.space = store, block, space
         self.trials_dir = trials_dir
-        self.gpus_per_trial = gpus_per_trial
-        # What GPU-hours count: GPUs, or on the CPU the trial's one process.
-        self.gate = BudgetGate(store, ledger, processes_per_trial(gpus_per_trial), clock)
-        self.retry = RetryPolicy(store, retries)
+        self.shape = shape or RunShape()
+        # What GPU-hours count: GPUs, or on the CPU the trial's processes.
+        self.gate = BudgetGate(store, ledger, self.shape.processes, clock)
+        self.retry = RetryPolicy(store, self.shape.retries)
         self.interrupted = False  # Ctrl-C / SIGTERM: start nothing more
-        self.keep_best = keep_best  # trials whose weights stay on disk (plus pinned ones)
         self._clock = clock
         self.outcomes: list[Outcome] = []
         self._weightless: set[int] = set()  # finished trials whose weights are gone (see prune_weights)
         self.fatal: TunerError | None = None  # a storage failure: the study must stop
+        # Ends a trial's processes on its other nodes (set by the driver for multi-node trials).
+        self.stop_elsewhere: Callable[[Path, dict[str, Any]], None] | None = None
         self._distributions = space.distributions()
 
     @property
@@ -131,7 +131,8 @@ class StudySession:
             "trial_dir": str(paths.root),
             "output_dir": str(paths.output_dir),
             "global_batch_size": gbs,
-            "gpus": self.gpus_per_trial,
+            "gpus": self.shape.gpus_per_trial,
+            "nodes": self.shape.nodes_per_trial,
             "processes": self.gate.processes,
             "driver": f"{socket.gethostname()}:{os.getpid()}",
         }
@@ -163,7 +164,7 @@ class StudySession:
         if final is None:
             # Stopped from outside (scheduler, budget, a dead worker): its processes may still be
             # winding down; the record is only written once they are gone.
-            stopped = stop_recorded(paths.pid)
+            stopped = self._stop(paths)
             log.info("trial %d stopped from outside; processes %s", number, "ended" if stopped else "already gone")
         result = {**read_json(paths.result), **(final or {})}
         exit_class, reason = exit_class_of(
@@ -177,17 +178,23 @@ class StudySession:
         self.store.tell(number, state, value, attrs)
         self.retry.after(number, exit_class)
         self.gate.save()
-        free_weights(self.store, self.keep_best, self.block.experiment.direction == "minimize", self._weightless)
+        free_weights(self.store, self.shape.keep_best, self.block.experiment.direction == "minimize", self._weightless)
         outcome = Outcome(number, state, exit_class, value, reason, wall)
         self.outcomes.append(outcome)
         return outcome
+
+    def _stop(self, paths: TrialPaths) -> bool:
+        """End what is left of a trial's processes, on this host and on its other nodes."""
+        if self.stop_elsewhere is not None:
+            self.stop_elsewhere(paths.root, read_json(paths.placement))
+        return stop_recorded(paths.pid)
 
     def finish_running(self, *, interrupted: bool = False) -> list[Outcome]:
         """Record trials the driver started but got no completion for (Ray stops the running trials
         of a study whose budget ran out without reporting them; Ctrl-C stops everything)."""
         outcomes = []
         for number in list(self.running):
-            stop_recorded(trial_paths(self.trials_dir, self.store.name, number).pid)
+            self._stop(trial_paths(self.trials_dir, self.store.name, number))
             if interrupted:
                 outcome = self.on_complete(
                     number, {"final": True, "exit_class": "interrupted", "reason": "the study's driver was interrupted"}

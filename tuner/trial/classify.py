@@ -12,11 +12,11 @@ import re
 
 EXIT_CLASSES = ("ok", "oom", "diverged", "crashed", "timeout", "disk_full", "killed", "pruned", "budget", "interrupted")
 _DISK_FULL = re.compile(r"No space left on device|Errno 28|Disk quota exceeded", re.I)
-_OOM = re.compile(
-    r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|Cannot allocate memory"
-    r"|Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9",
-    re.I,
-)
+_OOM = re.compile(r"out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED|Cannot allocate memory", re.I)
+# A SIGKILL says nothing about memory by itself: the kernel's OOM killer sends it, but so do a node
+# being lost, an operator, or a cleanup of a previous trial. Marking a point infeasible on a SIGKILL
+# alone would close a feasible region of the space for the rest of the study.
+_SIGKILL = re.compile(r"Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9", re.I)
 
 
 def classify(
@@ -37,5 +37,10 @@ def classify(
     if _DISK_FULL.search(text) or any(_DISK_FULL.search(e) for e in errors):
         return "disk_full", error or "no space left on device"
     if _OOM.search(text) or any(_OOM.search(e) for e in errors):
-        return "oom", error or "out of memory (a worker was killed or could not allocate)"
+        return "oom", error or "out of memory (a worker could not allocate)"
+    if returncode in (-9, 137) or _SIGKILL.search(text) or any(_SIGKILL.search(e) for e in errors):
+        return (
+            "killed",
+            error or "a worker was killed (SIGKILL) without an out-of-memory message; see the host's kernel log",
+        )
     return "crashed", error or f"the trial's torchrun exited with code {returncode}"

@@ -51,7 +51,7 @@ def free_port() -> int:
     """A TCP port free right now. torchrun binds it a few seconds later; the trial runner retries
     once with a new port if another process took it in between (EADDRINUSE in the log)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))  # free on every interface: other nodes of a multi-node trial connect to it
         return int(s.getsockname()[1])
 
 
@@ -64,6 +64,10 @@ class LaunchSpec:
     env: dict[str, str] = field(default_factory=dict)  # extra, non-secret (WANDB_PROJECT, ...)
     secret_env: dict[str, str] = field(default_factory=dict)  # reaches the child only
     pid_path: Path | None = None  # where the process group id is recorded, for stop_recorded()
+    # A multi-node trial: one torchrun per node, all meeting at master_addr:master_port (node 0's).
+    nnodes: int = 1
+    node_rank: int = 0
+    master_addr: str = "127.0.0.1"
 
 
 def launcher_path() -> str:
@@ -85,13 +89,13 @@ def train_argv(spec: LaunchSpec, master_port: int) -> list[str]:
         "-m",
         "torch.distributed.run",
         "--nnodes",
-        "1",
+        str(spec.nnodes),
         "--node_rank",
-        "0",
+        str(spec.node_rank),
         "--nproc_per_node",
         str(max(1, spec.nproc)),
         "--master_addr",
-        "127.0.0.1",
+        spec.master_addr,
         "--master_port",
         str(master_port),
         launcher_path(),
@@ -108,11 +112,11 @@ def child_env(spec: LaunchSpec, master_port: int) -> dict[str, str]:
     env.update(
         {
             "FORCE_TORCHRUN": "1",
-            "NNODES": "1",
-            "NODE_RANK": "0",
+            "NNODES": str(spec.nnodes),
+            "NODE_RANK": str(spec.node_rank),
             # On CPU, LLaMA-Factory counts 0 devices and would start torchrun with 0 processes.
             "NPROC_PER_NODE": str(max(1, spec.nproc)),
-            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_ADDR": spec.master_addr,
             "MASTER_PORT": str(master_port),
             "CUDA_VISIBLE_DEVICES": ",".join(spec.gpu_ids),
             "PYTHONUNBUFFERED": "1",
@@ -166,7 +170,7 @@ class TrialProcess:
         with self.spec.log_path.open("a", encoding="utf-8") as out:  # the line llamafactory-cli would print
             out.write(
                 f"[INFO|{time.strftime('%Y-%m-%d %H:%M:%S')}] tuner.launch >> Initializing "
-                f"{max(1, self.spec.nproc)} distributed tasks at: 127.0.0.1:{self.master_port}\n"
+                f"{max(1, self.spec.nproc)} distributed tasks at: {self.spec.master_addr}:{self.master_port}\n"
             )
         try:
             self._proc = subprocess.Popen(

@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuner.config import deepspeed_configs
 from tuner.config.block import Block
@@ -23,6 +23,9 @@ from tuner.files import write_json_atomic, write_text_atomic
 from tuner.trial.dataset import PreparedData, prepare_dataset
 from tuner.trial.render import Rendered, render
 from tuner.trial.workspace import TrialPaths, check_trials_dir
+
+if TYPE_CHECKING:
+    from tuner.trial.nodes import OtherNodes
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,13 @@ class TrialRequest:
     group: str | None = None  # wandb group (the study)
     timeout_s: float | None = None  # stop a trial that shows no progress (no output) for this long
     resume_from: str | None = None  # checkpoint to continue from (retry of an interrupted trial)
+    # A multi-node trial: the parts on its other nodes, and this (first) node's address they meet at.
+    other_nodes: OtherNodes | None = None
+    master_addr: str = "127.0.0.1"
+
+    @property
+    def nnodes(self) -> int:
+        return 1 + (self.other_nodes.count if self.other_nodes is not None else 0)
 
 
 def plan(request: TrialRequest) -> tuple[PreparedData, Rendered]:
@@ -55,7 +65,8 @@ def plan(request: TrialRequest) -> tuple[PreparedData, Rendered]:
         paths,
         data,
         ds_config=ds_config,
-        nproc=request.nproc,
+        nproc=request.nproc * request.nnodes,  # the world size: the global batch counts every node
+        multi_node=request.nnodes > 1,
         run_name=request.run_name,
         resume_from=request.resume_from,
         tokenized_path=tokenized,

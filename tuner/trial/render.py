@@ -49,6 +49,7 @@ def render(
     *,
     ds_config: dict[str, Any] | None,
     nproc: int = 1,
+    multi_node: bool = False,
     run_name: str | None = None,
     resume_from: str | None = None,
     tokenized_path: Path | None = None,
@@ -103,6 +104,8 @@ def render(
         args["resume_from_checkpoint"] = resume_from
     if ds_config is not None:
         args["deepspeed"] = str(paths.ds_config)
+    if multi_node:  # data prepared once, by the first node's first process, for every node to read
+        args["data_shared_file_system"] = True
     if training.save_steps is None and "save_strategy" not in args:
         args["save_strategy"] = "no"  # trials keep no checkpoints unless the block asks for them
     return Rendered(args, ds_config, total, per_device * accum * max(1, nproc), tokenized_cache)

@@ -80,10 +80,15 @@ def run_trial(
         env=env,
         secret_env=secret_env,
         pid_path=request.paths.pid,
+        nnodes=request.nnodes,
+        master_addr=request.master_addr,
     )
+    others = request.other_nodes
     metric = request.block.experiment.metric
     for attempt in (1, 2):
         process = TrialProcess(spec).start()
+        if others is not None:
+            others.start(spec, process.master_port)
         follower = LogFollower(request.paths.output_dir / "trainer_log.jsonl")
         guard = DivergenceGuard()
         first_record_at: float | None = None
@@ -96,6 +101,8 @@ def run_trial(
                     first_record_at = first_record_at or time.monotonic()
                     last_record_at = time.monotonic()
                     last = records[-1]
+                ended = others.ended() if others is not None else None
+                stop = stop or (ended.stop_reason() if ended is not None else None)
                 if stop:
                     process.stop(stop)
                     break
@@ -105,11 +112,17 @@ def run_trial(
                     break
                 time.sleep(poll_s)
             returncode = process.wait()
+            if returncode != 0 and not process.stop_reason and others is not None:
+                ended = others.ended()  # node 0's torchrun often only sees its peer vanish: say why
+                if ended is not None:
+                    process.stop_reason = ended.stop_reason()
         except BaseException:
             process.stop("interrupted")
             raise
         finally:
             process.stop(process.stop_reason or "cleanup")  # sweep the group whatever happened
+            if others is not None:  # every node's part ends with this one, whatever happened
+                others.stop(process.stop_reason or "cleanup")
             request.paths.pid.unlink(missing_ok=True)
         records = follower.poll()  # lines written just before exit
         if records:
