@@ -164,6 +164,40 @@ def test_one_trial_spans_two_nodes_of_a_cluster_and_stops_on_both(make_block, tm
         (stopped,) = _trials(url, "stop")
         assert stopped.state.name == "FAIL" and stopped.user_attrs["exit_class"] == "interrupted"
         assert processes_mentioning(str(tmp_path / "trials" / "stop")) == []
+
+        # A driver killed with SIGKILL mid-trial: Ray ends its workers, and each node's guard then
+        # ends that node's part of the trial; nothing is left on either node.
+        driver = subprocess.Popen(
+            [
+                TUNE,
+                "start",
+                "--config",
+                str(block),
+                "--budget",
+                "1",
+                "--study",
+                "kill",
+                "--scheduler",
+                "none",
+                "--gpus-per-trial",
+                "4",
+                *where,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**env, "COLUMNS": "200"},
+        )
+        node1_log = tmp_path / "trials" / "kill" / "0000" / "train.node1.log"
+        deadline = time.monotonic() + 300
+        while "world size" not in (node1_log.read_text() if node1_log.exists() else ""):
+            assert driver.poll() is None and time.monotonic() < deadline, "the second node's part never started"
+            time.sleep(1)
+        driver.kill()
+        driver.wait(timeout=60)
+        deadline = time.monotonic() + 90
+        while processes_mentioning(str(tmp_path / "trials" / "kill")) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert processes_mentioning(str(tmp_path / "trials" / "kill")) == []
     finally:
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
     assert processes_mentioning(str(tmp_path / "trials")) == []

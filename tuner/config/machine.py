@@ -63,7 +63,8 @@ def performance(block: Block) -> Iterator[Finding]:
             "warning",
             f"{T}.flash_attn",
             "flash_attn: fa2 but flash-attn is not installed; LLaMA-Factory falls back to slower attention",
-            "install the gpu extra (docker/ image) or set flash_attn: auto",
+            "pip install --no-build-isolation -c requirements/gpu.lock flash-attn (README, Install notes), "
+            "use the docker/ image, or set flash_attn: auto",
         )
     try:
         stage = deepspeed_configs.zero_stage(deepspeed_configs.resolve(t.deepspeed, block.file))
