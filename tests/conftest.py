@@ -14,6 +14,15 @@ from tuner.config import yaml_io
 from tuner.demo import Demo, build_demo
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under CI the PostgreSQL server must answer before any test runs: the multi-driver suites
+    need it, and failing here says so at once instead of after the whole run."""
+    from tests.storage import POSTGRES_URL, postgres_available
+
+    if os.environ.get("CI") and not postgres_available():
+        pytest.exit(f"CI: no PostgreSQL answers at {POSTGRES_URL}; start it before the tests", returncode=3)
+
+
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     """The demo model, data and block. TUNER_TEST_CACHE reuses a cache across runs (CI sets none)."""

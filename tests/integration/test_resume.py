@@ -149,15 +149,19 @@ def test_hung_trial_is_stopped_by_the_timeout(demo, tmp_path):
 
 def test_credential_appears_nowhere(make_block, tmp_path):
     key = "local-" + "c0ffee" * 7  # looks like a wandb key; planted through the environment
+    hf_token = "hf_" + "planted" * 5  # a hub token written where LLaMA-Factory users write it: training
+    aws = "aws-" + "planted" * 5  # an unrelated secret of the driver's environment
     block = make_block(
         {
             "experiment.wandb_mode": "online",
             "credentials.wandb_api_key": "${TUNER_PLANTED_KEY}",
+            "runtime_info.input.training.hf_hub_token": hf_token,
             "evolving.tunable_params": FAST_TUNABLES,
         }
     )
     url, trials_dir = f"sqlite:///{tmp_path / 'tuner.db'}", tmp_path / "trials"
-    env = {**os.environ, "TUNER_PLANTED_KEY": key, "WANDB_INIT_TIMEOUT": "10", "COLUMNS": "200"}
+    env = {**os.environ, "TUNER_PLANTED_KEY": key, "AWS_SECRET_ACCESS_KEY": aws, "WANDB_INIT_TIMEOUT": "10"}
+    env["COLUMNS"] = "200"
     done = subprocess.run(
         [
             TUNE,
@@ -182,9 +186,12 @@ def test_credential_appears_nowhere(make_block, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     (trial,) = _trials(url, "secret")  # offline sandbox: wandb cannot log in, the trial fails
     assert trial.state.name in ("FAIL", "COMPLETE")
-    needle = key.encode()
-    leaks = [p for p in trials_dir.rglob("*") if p.is_file() and needle in p.read_bytes()]
-    assert leaks == []
-    assert needle not in Path(url.removeprefix("sqlite:///")).read_bytes()
-    assert key not in done.stdout + done.stderr
+    db = Path(url.removeprefix("sqlite:///"))
+    # Every trial file (wandb's offline run folder and driver.log included) and the database with its
+    # write-ahead log, where recent writes sit until a checkpoint.
+    files = [p for p in trials_dir.rglob("*") if p.is_file()] + [p for p in db.parent.glob(db.name + "*")]
+    for secret in (key, hf_token, aws):
+        leaks = [p for p in files if secret.encode() in p.read_bytes()]
+        assert leaks == [], (secret[:6], leaks)
+        assert secret not in done.stdout + done.stderr
     assert "WANDB_API_KEY" not in (trials_dir / "secret" / "0000" / "llamafactory.yaml").read_text()

@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from tests.integration.conftest import processes_mentioning
-from tests.storage import POSTGRES_URL, postgres_available, unique_name
+from tests.storage import POSTGRES_URL, require_postgres, unique_name
 
 TUNE = str(Path(sys.executable).with_name("tune"))
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -47,8 +47,7 @@ def _trials(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
 
 @pytest.mark.postgres
 def test_two_drivers_share_one_postgres_study_and_its_budget(make_block, tmp_path):
-    if not postgres_available():
-        pytest.skip(f"no PostgreSQL answers at {POSTGRES_URL}")
+    require_postgres()
     block, name, trials_dir = make_block(TINY), unique_name("shared"), tmp_path / "trials"
     first = _tune(
         "start",

@@ -193,3 +193,15 @@ def test_kill_tree_kills_what_ignores_sigterm_and_leaves_the_exit_code_to_popen(
     kill_tree(parent.pid, grace_s=1)
     assert not alive(child) and not alive(parent.pid)
     assert parent.wait(timeout=5) == -signal.SIGTERM
+
+
+def test_trial_env_is_an_allow_list_not_the_drivers_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNER_STORAGE", "postgresql+psycopg://u:pg-secret-pw@db/test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret-123")
+    monkeypatch.setenv("NCCL_DEBUG", "INFO")
+    monkeypatch.setenv("HF_HOME", "/models/hf")
+    env = child_env(LaunchSpec(tmp_path / "x.yaml", tmp_path / "l", secret_env={"WANDB_API_KEY": "k" * 40}), 29557)
+    assert "TUNER_STORAGE" not in env and "AWS_SECRET_ACCESS_KEY" not in env
+    assert not any("pg-secret-pw" in v or "aws-secret-123" in v for v in env.values())
+    assert env["NCCL_DEBUG"] == "INFO" and env["HF_HOME"] == "/models/hf" and env["HOME"] == os.environ["HOME"]
+    assert env["WANDB_API_KEY"] == "k" * 40  # the block's own credential, by the name wandb reads

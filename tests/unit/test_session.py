@@ -146,3 +146,20 @@ def test_study_records_where_each_wandb_run_lives(make_session):
     attrs = _trial(session, ticket.number).user_attrs
     assert attrs["wandb_run_id"] == f"s-{ticket.number:04d}" and attrs["wandb_group"] == "s"
     assert attrs["wandb_dir"] == str(ticket.paths.root / "wandb") and attrs["wandb_mode"] == "offline"
+
+
+def test_grid_exhaustion_ends_the_study_without_running_a_point_twice(make_block, tmp_path):
+    """GridSampler stops the study with `study.stop()`, which raises outside optimize(), and then
+    re-runs points: tuner ends the study itself when every point has started."""
+    from tuner.study.samplers import make_sampler
+
+    block = load_block(make_block({"evolving.tunable_params": {"learning_rate": {}}}))
+    space = build_space(block)
+    store = StudyStore.open(f"sqlite:///{tmp_path / 'g.db'}", "g", sampler=make_sampler("grid", 0, space))
+    session = StudySession(store, block, space, Ledger(Budget("trials", 10)), tmp_path / "trials", clock=Clock())
+    ran = []
+    while (ticket := session.next_trial()) is not None:
+        ran.append(ticket.params["learning_rate"])
+        session.on_complete(ticket.number, {"final": True, "exit_class": "ok", "value": 1.0})
+    assert len(ran) == 4 and len(set(ran)) == 4  # the 4-point grid, each point once
+    assert session.space_exhausted and [t.state.name for t in store.trials()] == ["COMPLETE"] * 4

@@ -165,7 +165,7 @@ def print_study(console: Console, url: str, name: str) -> None:
     for number, reason in reasons:
         console.print(f"  #{number}: {escape(str(reason))}", highlight=False)
     best = store.best()
-    pinned = [t.number for t in trials if t.user_attrs.get("pinned")]
+    pinned = sorted(store.pinned())
     console.print(
         f"budget: {_spent_text(attrs)}; disk: {_disk_text(trials)}"
         + (f" (pinned: {pinned})" if pinned else "")
@@ -187,6 +187,8 @@ def print_study_end(console: Console, session: Any) -> None:
     from tuner.orchestrate.run import storage_flags
 
     flags = " ".join(storage_flags(url, session.trials_dir))
+    if session.space_exhausted:
+        console.print("Every point of the grid has run: the study is complete (no point runs twice).")
     console.print("\nNext:")
     console.print(f"  tune status {name} {escape(flags)}    # this table again", highlight=False)
     console.print(f"  tune dashboard {escape(flags)}    # plots in the browser", highlight=False)

@@ -51,8 +51,11 @@ def pin(
             value=trial,
             fix=f"run `tune status {study}` to see its trials",
         )
-    store.set_trial_attrs(trial, {"pinned": not unpin})
+    store.set_pinned(trial, not unpin)
     out.print(f"trial #{trial} of {study} {'unpinned' if unpin else 'pinned'}")
+    freed = (store.attrs().get("weights_freed_bytes") or {}).get(str(trial))
+    if freed and not unpin:
+        err.print(f"[yellow]Its weights were already deleted ({freed} bytes); the pin keeps what is left.[/yellow]")
 
 
 @app.command()

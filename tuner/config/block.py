@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,10 +26,10 @@ from pydantic import (
 
 from tuner.config import yaml_io
 from tuner.config._pydantic_errors import translate
+from tuner.config.credentials import expand_credentials, take_hub_tokens
 from tuner.errors import ConfigError
 from tuner.redact import MASK
 
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$|^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _DATA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -198,35 +197,6 @@ class Block(_Strict):
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _expand_credentials(raw: dict[str, Any], file: str) -> tuple[dict[str, Any], dict[str, str]]:
-    """Expand `${ENV}` references. An unset variable leaves the credential empty (preflight says
-    so if the credential is needed), so a block with `${WANDB_API_KEY}` still works offline."""
-    expanded: dict[str, Any] = {}
-    unresolved: dict[str, str] = {}
-    for key, value in raw.items():
-        if value is None:
-            expanded[key] = None
-            continue
-        if not isinstance(value, str):
-            raise ConfigError(
-                "must be a string or a ${ENV_VAR} reference",
-                file=file,
-                key=f"credentials.{key}",
-                value="<hidden>",
-                fix=f"write `{key}: ${{{key.upper()}}}` and export that variable",
-            )
-        match = _ENV_REF.match(value.strip())
-        if match:
-            var = match.group(1) or match.group(2)
-            resolved = os.environ.get(var)
-            if not resolved:
-                unresolved[key] = var
-            expanded[key] = resolved or None
-        else:
-            expanded[key] = value
-    return expanded, unresolved
-
-
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Make relative paths absolute against the block's folder (in place, before validation)."""
     runtime_input = (data.get("runtime_info") or {}).get("input") or {}
@@ -255,7 +225,7 @@ def parse_block(data: Any, *, file: str = "<block>", base_dir: Path | None = Non
             fix="see README.md, 'The block config', for a complete example",
         )
     data = json.loads(json.dumps(data, default=str))  # deep copy; the caller's dict stays as is
-    credentials, unresolved = _expand_credentials(data.get("credentials") or {}, file)
+    credentials, unresolved = expand_credentials(take_hub_tokens(data, file), file)
     data["credentials"] = credentials
     if base_dir is not None:
         _resolve_paths(data, base_dir)

@@ -171,6 +171,15 @@ def _secrets_in_training(block: Block) -> Iterator[Finding]:
                 "holds a credential value; it would be written into every trial YAML",
                 "move it under credentials and reference it from there",
             )
+    if block.secret("om_hub_token"):
+        yield Finding(
+            "om-hub-token",
+            "error",
+            "credentials.om_hub_token",
+            "an openMind hub token can only reach LLaMA-Factory through the trial YAML, where it would be "
+            "written into every trial's files",
+            "download the model and data first and point the block at local paths",
+        )
 
 
 CHECKS: tuple[Check, ...] = (

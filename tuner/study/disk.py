@@ -40,11 +40,13 @@ def human(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def keepers(trials: list[Any], keep_best: int, minimize: bool) -> set[int]:
+def keepers(
+    trials: list[Any], keep_best: int, minimize: bool, pinned: set[int] | frozenset[int] = frozenset()
+) -> set[int]:
     complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
     complete.sort(key=lambda t: t.value if minimize else -t.value)
     keep = {t.number for t in complete[: max(0, keep_best)]}
-    keep |= {t.number for t in trials if t.user_attrs.get("pinned")}
+    keep |= set(pinned) | {t.number for t in trials if t.user_attrs.get("pinned")}
     finished = {"COMPLETE", "PRUNED", "FAIL"}
     retried = {int(t.user_attrs["retry_of"]) for t in trials if "retry_of" in t.user_attrs and t.state.name in finished}
     keep |= {
@@ -66,14 +68,18 @@ def _weights(output_dir: Path) -> list[Path]:
 
 
 def prune_weights(
-    trials: list[Any], keep_best: int, minimize: bool, weightless: set[int] | None = None
+    trials: list[Any],
+    keep_best: int,
+    minimize: bool,
+    weightless: set[int] | None = None,
+    pinned: set[int] | frozenset[int] = frozenset(),
 ) -> dict[int, int]:
     """Delete weights of trials not kept; returns bytes freed per trial.
 
     `weightless`, when given, is the caller's memory of finished trials already left without weights
     (nothing writes into a finished trial's folder again): they are skipped, and the trials this pass
     leaves weightless are added, so a long study does not scan thousands of folders per trial."""
-    keep = keepers(trials, keep_best, minimize)
+    keep = keepers(trials, keep_best, minimize, pinned)
     freed: dict[int, int] = {}
     for t in trials:
         output = t.user_attrs.get("output_dir")
@@ -96,7 +102,7 @@ def prune_weights(
 def free_weights(store: StudyStore, keep_best: int, minimize: bool, weightless: set[int]) -> None:
     """Prune the study's weights and keep the tally of freed bytes on the study (finished trials are
     immutable in Optuna, so it cannot live on them)."""
-    freed = prune_weights(store.trials(), keep_best, minimize, weightless)
+    freed = prune_weights(store.trials(), keep_best, minimize, weightless, store.pinned())
     if freed:
         tally = {str(k): v for k, v in (store.attrs().get("weights_freed_bytes") or {}).items()}
         for number, size in freed.items():

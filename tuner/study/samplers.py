@@ -31,8 +31,33 @@ def make_sampler(
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "grid":
-        return optuna.samplers.GridSampler(grid_points(space), seed=seed)
+        return _study_grid()(grid_points(space), seed=seed)
     raise ConfigError("is not a sampler", key="--sampler", value=name, fix=f"use one of {', '.join(SAMPLERS)}")
+
+
+def _study_grid() -> type:
+    """GridSampler as a study of tuner's needs it (built lazily: Optuna imports in seconds)."""
+    import optuna
+
+    class StudyGrid(optuna.samplers.GridSampler):
+        """Optuna's GridSampler, minus two things that break a study driven by ask/tell: it calls
+        `study.stop()` when the grid is used up, which raises outside `optimize()`; and once every
+        point has started, it hands out points already run. tuner asks `remaining` first, under the
+        study's lock, and ends the study itself when it is 0: no point runs twice."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            return None
+
+        def remaining(self, study: Any) -> int:
+            """Points neither finished nor running (in any driver)."""
+            started = {
+                t.system_attrs["grid_id"]
+                for t in study.get_trials(deepcopy=False)
+                if "grid_id" in t.system_attrs and self._same_search_space(t.system_attrs["search_space"])
+            }
+            return len(set(range(self._n_min_trials)) - started)
+
+    return StudyGrid
 
 
 def grid_points(space: SearchSpace, per_range: int = 4) -> dict[str, list[Any]]:

@@ -72,6 +72,7 @@ class StudySession:
         self.outcomes: list[Outcome] = []
         self._weightless: set[int] = set()  # finished trials whose weights are gone (see prune_weights)
         self.fatal: TunerError | None = None  # a storage failure: the study must stop
+        self.space_exhausted = False  # every point of a finite space (the grid) has been started
         # Ends a trial's processes on its other nodes (set by the driver for multi-node trials).
         self.stop_elsewhere: Callable[[Path, dict[str, Any]], None] | None = None
         self._distributions = space.distributions()
@@ -105,6 +106,9 @@ class StudySession:
 
     def _next_trial_locked(self) -> Ticket | None:
         if not self.gate.can_start():
+            return None
+        if self.store.sampler_exhausted():
+            self.space_exhausted = True
             return None
         for _ in range(MAX_INFEASIBLE_IN_A_ROW):
             number, params, attrs = self.store.ask_with_attrs(self._distributions)

@@ -74,6 +74,26 @@ class StudyStore:
             for key, value in attrs.items():
                 self.study.set_user_attr(key, self._redactor.value(value))
 
+    def sampler_exhausted(self) -> bool:
+        """A sampler with a finite set of points (the grid) has started every one of them."""
+        remaining = getattr(self.study.sampler, "remaining", None)
+        if remaining is None:
+            return False
+        with writing(self.url, "read the sampler's remaining points"):
+            return remaining(self.study) == 0
+
+    def pinned(self) -> set[int]:
+        """Trials whose weights are never deleted. Kept on the study, not on the trials: Optuna's
+        finished trials are immutable, and pins are set after a trial has finished."""
+        legacy = {t.number for t in self.trials() if t.user_attrs.get("pinned")}  # pins of older studies
+        return {int(n) for n in self.attrs().get("pinned_trials", [])} | legacy
+
+    def set_pinned(self, number: int, pinned: bool) -> None:
+        with self.exclusive():  # several drivers and `tune pin` may write the list at once
+            current = {int(n) for n in self.attrs().get("pinned_trials", [])}
+            current = current | {number} if pinned else current - {number}
+            self.set_attrs({"pinned_trials": sorted(current)})
+
     def set_metric_name(self, name: str) -> None:
         """Name the objective (the dashboard and plots show it instead of 'Objective 0')."""
         with writing(self.url, "name the study's metric"):

@@ -31,6 +31,7 @@ import psutil
 
 from tuner.errors import LaunchError
 from tuner.redact import Redactor
+from tuner.trial.environment import inherited
 from tuner.trial.proctree import kill_tree, session_members
 
 log = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def train_argv(spec: LaunchSpec, master_port: int) -> list[str]:
 
 
 def child_env(spec: LaunchSpec, master_port: int) -> dict[str, str]:
-    env = dict(os.environ)
+    env = inherited(os.environ)  # an allow-list: no storage password or unrelated secret reaches a trial
     bin_dir = str(Path(sys.executable).parent)
     env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # this environment's tools first
     # The CLI's own variables stay, so `llamafactory-cli train <yaml>` under this environment runs the

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuner.config import deepspeed_configs
 from tuner.config.block import Block
+from tuner.config.credentials import SECRET_ENV
 from tuner.config.overrides import apply_params, targets_for
 from tuner.files import write_json_atomic, write_text_atomic
 from tuner.trial.dataset import PreparedData, prepare_dataset
@@ -165,10 +166,13 @@ def _write_wandb_config(request: TrialRequest) -> None:
 
 
 def launch_env(request: TrialRequest) -> tuple[dict[str, str], dict[str, str]]:
-    """(plain, secret) environment variables of the trial's process: wandb's settings, its key apart."""
-    experiment = request.block.experiment
+    """(plain, secret) environment variables of the trial's process: wandb's settings, and apart
+    from them the block's credentials under the names their libraries read (SECRET_ENV)."""
+    block, experiment = request.block, request.block.experiment
+    secrets = {var: value for name, var in SECRET_ENV.items() if (value := block.secret(name))}
     if experiment.wandb_mode == "disabled":
-        return {"WANDB_DISABLED": "true", "WANDB_MODE": "disabled"}, {}
+        secrets.pop("WANDB_API_KEY", None)
+        return {"WANDB_DISABLED": "true", "WANDB_MODE": "disabled"}, secrets
     env = {
         "WANDB_MODE": experiment.wandb_mode,
         "WANDB_PROJECT": experiment.wandb_project,
@@ -180,5 +184,4 @@ def launch_env(request: TrialRequest) -> tuple[dict[str, str], dict[str, str]]:
         env["WANDB_RUN_ID"] = wandb_run_id(request.run_name)
     if request.group:
         env["WANDB_RUN_GROUP"] = request.group
-    key = request.block.secret("wandb_api_key")
-    return env, ({"WANDB_API_KEY": key} if key else {})
+    return env, secrets
