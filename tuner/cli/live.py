@@ -70,7 +70,7 @@ class LiveView:
         s = self.session
         trials = s.store.trials()
         counts = state_counts(trials)
-        spent = s.ledger.spent(session_s=s.session_s, running={n: (0.0, 0) for n in s.running})
+        spent = s.gate.spent()
         kind = s.ledger.budget.kind
         spent_text = (
             f"{int(spent)} trials"

@@ -98,19 +98,15 @@ def print_result(console: Console, result: TrialResult, paths: TrialPaths) -> No
 
 
 def _spent_text(attrs: dict[str, Any]) -> str:
+    """What the study has spent in every unit, against its budget (in the budget's own unit)."""
     from tuner.study.budget import Budget
 
     spent, budget = attrs.get("spent") or {}, attrs.get("budget")
     if not budget:
         return "-"
-    b = Budget.from_dict(budget)
-    if b.kind == "trials":
-        used = f"{spent.get('finished_trials', 0)}"
-    elif b.kind == "wall":
-        used = f"{spent.get('wall_s', 0) / 60:.1f}m"
-    else:
-        used = f"{spent.get('gpu_s', 0) / 3600:.2f}gpu-h"
-    return f"{used} of {b.describe()}"
+    trials = int(spent.get("finished_trials", 0))
+    wall_h, gpu_h = float(spent.get("wall_s", 0)) / 3600, float(spent.get("gpu_s", 0)) / 3600
+    return f"{trials} trials, {wall_h:.2f} h, {gpu_h:.2f} GPU-h spent of {Budget.from_dict(budget).describe()}"
 
 
 def print_studies(console: Console, url: str) -> None:

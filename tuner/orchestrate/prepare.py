@@ -186,8 +186,17 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         raise ConfigError("a new study needs a budget", key="--budget", fix="add e.g. --budget 20 (trials) or 8h")
     if stored_budget is None:
         budget = parse_budget(o.budget)  # type: ignore[arg-type]
-    else:
-        budget = stored_budget.extended(parse_budget(o.budget)) if o.budget else stored_budget
+    elif o.budget and must_exist:  # `tune resume --budget`: adds to the budget
+        budget = stored_budget.extended(parse_budget(o.budget))
+    elif o.budget and parse_budget(o.budget) != stored_budget:
+        raise ConfigError(
+            f"study {o.study!r} already has a budget of {stored_budget.describe()}; `tune start` does not change it",
+            key="--budget",
+            value=o.budget,
+            fix=f"`tune resume {o.study} --budget N` adds N to it, or start a new --study",
+        )
+    else:  # `tune start` again with the same budget continues the study, it does not add to it
+        budget = stored_budget
 
     findings = run_preflight(block, space_path=o.space)
     if any(f.severity == "error" for f in findings):
@@ -251,6 +260,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         trials_dir,
         shape=shape,
     )
+    session.gate.keeps_wall_clock = lease.keeps_wall_clock
     plan = RayPlan(
         study=name,
         trials_dir=trials_dir,

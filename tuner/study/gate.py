@@ -1,7 +1,16 @@
-"""The budget gate: whether the study can pay for another trial, and when running trials must stop."""
+"""The budget gate: whether the study can pay for another trial, and when running trials must stop.
+
+Spend lives in the study as increments (`StudyStore.add_spent`, atomic under the study's lock),
+shared by every driver: each driver charges its running trials' GPU time at each heartbeat, from
+the trial's actual start (not the time it waited for resources), and the rest when the trial ends.
+So a driver killed with SIGKILL loses at most one heartbeat of spend, and several joined drivers
+see each other's spend within a heartbeat. Wall time is charged by one driver at a time (the
+earliest live one), so joined drivers do not count the same hour twice.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -9,44 +18,112 @@ from typing import Any
 from tuner.study.budget import Ledger
 from tuner.study.store import StudyStore
 
+HEARTBEAT_S = 10.0
+
 
 class BudgetGate:
-    """One driver's view of the study's budget. `running` (trial number -> start time) is the
-    session's trials in flight; a trial budget is counted in the study itself, because several
-    drivers may share it."""
+    """One driver's view of the study's budget. `running` (trial number -> when this driver
+    started it) is the session's trials in flight; `started_at(number)` says when a
+    trial actually started running (wall time), or None while it waits for resources."""
 
     def __init__(
-        self, store: StudyStore, ledger: Ledger, processes: int, clock: Callable[[], float] = time.monotonic
+        self,
+        store: StudyStore,
+        ledger: Ledger,
+        processes: int,
+        now: Callable[[], float] = time.time,
+        *,
+        heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
         self.store, self.ledger, self.processes = store, ledger, processes
-        self._clock = clock
-        self._started = clock()
+        self._now, self.heartbeat_s = now, heartbeat_s
         self.running: dict[int, float] = {}
         self.stopped_for_budget = False
+        self.started_at: Callable[[int], float | None] = lambda number: None
+        self.keeps_wall_clock: Callable[[], bool] = lambda: True  # the lease says which driver does
+        self._charged_to: dict[int, float] = {}  # trial -> wall time up to which its GPU time is charged
+        self._wall_charged_to = now()
+        self._last_flush = now()
+        self._pending_durations: list[float] = []
+        self._lock = threading.Lock()
 
-    @property
-    def session_s(self) -> float:
-        return self._clock() - self._started
+    # -- what is spent --------------------------------------------------------------------
+    def _uncharged(self, now: float) -> tuple[float, float]:
+        """(GPU-seconds, wall seconds) spent since this driver's last charge."""
+        gpu = 0.0
+        for number in self.running:
+            start = self.started_at(number)
+            if start is not None:
+                gpu += max(0.0, now - max(start, self._charged_to.get(number, start))) * self.processes
+        wall = max(0.0, now - self._wall_charged_to) if self.keeps_wall_clock() else 0.0
+        return gpu, wall
 
-    def _running_costs(self) -> dict[Any, tuple[float, int]]:
-        now = self._clock()
-        return {n: (now - start, self.processes) for n, start in self.running.items()}
+    def spent(self) -> float:
+        """Spent so far in the budget's unit: what the study has recorded, plus this driver's share
+        since its last charge."""
+        budget = self.ledger.budget
+        if budget.kind == "trials":
+            return float(self.store.count_trials())
+        gpu, wall = self._uncharged(self._now())
+        return self.ledger.gpu_s + gpu if budget.kind == "gpu" else self.ledger.wall_s + wall
 
     def can_start(self) -> bool:
-        if self.ledger.budget.kind == "trials":
-            return self.store.count_trials() + 1 <= self.ledger.budget.amount
-        return self.ledger.can_start(session_s=self.session_s, running=self._running_costs(), processes=self.processes)
+        budget = self.ledger.budget
+        if budget.kind == "trials":  # counted in the study: several drivers may share it
+            return self.store.count_trials() + 1 <= budget.amount
+        self.tick()
+        return self.spent() + self.ledger.estimate(self.processes) <= budget.amount
 
     def exhausted(self) -> bool:
         """True once a time or GPU-hour budget is spent; remembered, so trials stopped from then on
-        are recorded PRUNED `budget`."""
-        exhausted = self.ledger.exhausted(session_s=self.session_s, running=self._running_costs())
+        are recorded PRUNED `budget`. Also the heartbeat: charges running trials every `heartbeat_s`."""
+        if self.ledger.budget.kind == "trials":
+            return False
+        self.tick()
+        exhausted = self.spent() >= self.ledger.budget.amount
         self.stopped_for_budget = self.stopped_for_budget or exhausted
         return exhausted
 
-    def charge(self, wall_s: float, *, counts: bool) -> None:
-        self.ledger.record(wall_s, self.processes, counts=counts)
+    # -- charging --------------------------------------------------------------------------
+    def tick(self, *, force: bool = False) -> None:
+        """Charge what was spent since the last charge, at most every `heartbeat_s` unless forced."""
+        now = self._now()
+        if not force and now - self._last_flush < self.heartbeat_s:
+            return
+        with self._lock:
+            gpu, wall = self._uncharged(now)
+            for number in self.running:
+                if self.started_at(number) is not None:
+                    self._charged_to[number] = now
+            self._wall_charged_to = now
+            self._last_flush = now
+            durations, self._pending_durations = self._pending_durations, []
+            self._apply(self.store.add_spent(gpu_s=gpu, wall_s=wall, durations=durations, budget=self.ledger.budget))
+
+    def finished(self, number: int, wall_s: float, *, counts: bool) -> None:
+        """A trial ended: charge its GPU time up to now and remember its duration (an interrupted
+        trial's compute is spent, but it runs again, so it does not use up a trial budget)."""
+        now = self._now()
+        start = self.started_at(number)
+        gpu = max(0.0, now - max(start, self._charged_to.get(number, start))) * self.processes if start else 0.0
+        self._charged_to.pop(number, None)
+        if counts:
+            self._pending_durations.append(round(wall_s, 3))
+        with self._lock:
+            durations, self._pending_durations = self._pending_durations, []
+            finished = self.store.count_trials(finished_only=True)
+            self._apply(
+                self.store.add_spent(
+                    gpu_s=gpu, wall_s=0.0, durations=durations, budget=self.ledger.budget, finished_trials=finished
+                )
+            )
+
+    def _apply(self, spent: dict[str, Any]) -> None:
+        self.ledger.gpu_s = float(spent.get("gpu_s", 0.0))
+        self.ledger.wall_s = float(spent.get("wall_s", 0.0))
+        self.ledger.durations = [float(d) for d in spent.get("durations", [])]
+        self.ledger.finished_trials = int(spent.get("finished_trials", self.ledger.finished_trials))
 
     def save(self) -> None:
-        self.ledger.finished_trials = self.store.count_trials(finished_only=True)
-        self.store.set_attrs({"spent": self.ledger.to_dict(self.session_s)})
+        """Charge everything spent so far (the study's end, an interrupt)."""
+        self.tick(force=True)

@@ -73,6 +73,7 @@ class Lease:
         self.joined: list[dict[str, Any]] = []
         self.error: StorageError | None = None
         self._since = time.time()
+        self._wall_keeper = not join  # a joining driver charges wall time only once it is the earliest
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -140,11 +141,23 @@ class Lease:
             try:
                 self.store.set_attrs({self.key: self._record()})
                 failures = 0
+                if self.join:
+                    self._update_wall_keeper()
             except StorageError as e:  # noted; the driver stops on the next write it needs
                 failures += 1
                 log.warning("heartbeat of study %s failed (%d in a row): %s", self.store.name, failures, e)
                 if failures >= 3:
                     self.error = e
+
+    def keeps_wall_clock(self) -> bool:
+        """Whether this driver charges the study's wall time: the earliest live driver does, so
+        joined drivers do not count the same hour twice (and another takes over if it dies)."""
+        return self._wall_keeper
+
+    def _update_wall_keeper(self) -> None:
+        live = live_drivers(self.store.attrs(), self.stale_s)
+        earliest = min(live.items(), key=lambda kv: (kv[1]["since"], kv[0]), default=(self.token, {}))
+        self._wall_keeper = earliest[0] == self.token
 
     def release(self) -> None:
         self._stop.set()

@@ -59,13 +59,14 @@ class StudySession:
         trials_dir: Path,
         *,
         shape: RunShape | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,  # wall time: spend is compared with trials' start times
     ) -> None:
         self.store, self.block, self.space = store, block, space
         self.trials_dir = trials_dir
         self.shape = shape or RunShape()
         # What GPU-hours count: GPUs, or on the CPU the trial's processes.
         self.gate = BudgetGate(store, ledger, self.shape.processes, clock)
+        self.gate.started_at = self._started_at
         self.retry = RetryPolicy(store, self.shape.retries)
         self.interrupted = False  # Ctrl-C / SIGTERM: start nothing more
         self._clock = clock
@@ -85,10 +86,6 @@ class StudySession:
     @property
     def ledger(self) -> Ledger:
         return self.gate.ledger
-
-    @property
-    def session_s(self) -> float:
-        return self.gate.session_s
 
     def budget_exhausted(self) -> bool:
         return self.gate.exhausted()
@@ -178,14 +175,21 @@ class StudySession:
         state = state_of(exit_class, value)
         wall = float(result.get("wall_s") or wall_s)
         attrs = outcome_attrs(exit_class, reason, state, wall, self.gate.processes, result, read_json(paths.placement))
-        self.gate.charge(wall, counts=exit_class != "interrupted")
         self.store.tell(number, state, value, attrs)
+        self.gate.finished(number, wall, counts=exit_class != "interrupted")
         self.retry.after(number, exit_class)
-        self.gate.save()
         free_weights(self.store, self.shape.keep_best, self.block.experiment.direction == "minimize", self._weightless)
         outcome = Outcome(number, state, exit_class, value, reason, wall)
         self.outcomes.append(outcome)
         return outcome
+
+    def _started_at(self, number: int) -> float | None:
+        """When trial `number` started running (its worker wrote placement.json): queue time before
+        that is no GPU time."""
+        try:
+            return trial_paths(self.trials_dir, self.store.name, number).placement.stat().st_mtime
+        except OSError:
+            return None
 
     def _stop(self, paths: TrialPaths) -> bool:
         """End what is left of a trial's processes, on this host and on its other nodes."""

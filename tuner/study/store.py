@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,29 @@ class StudyStore:
         with writing(self.url, "write study attributes"):
             for key, value in attrs.items():
                 self.study.set_user_attr(key, self._redactor.value(value))
+
+    def add_spent(
+        self,
+        *,
+        gpu_s: float,
+        wall_s: float,
+        durations: list[float],
+        budget: Any,
+        finished_trials: int | None = None,
+    ) -> dict[str, Any]:
+        """Add to what the study has spent, atomically across drivers (read, add, write under the
+        study's lock), and return the new totals. Increments, never a driver's own total: the last
+        writer must not erase what another driver charged."""
+        with self.exclusive():
+            spent = dict(self.attrs().get("spent") or {})
+            spent["gpu_s"] = round(float(spent.get("gpu_s", 0.0)) + gpu_s, 3)
+            spent["wall_s"] = round(float(spent.get("wall_s", 0.0)) + wall_s, 3)
+            spent["durations"] = [*spent.get("durations", []), *durations]
+            spent["budget"] = budget.to_dict()
+            if finished_trials is not None:
+                spent["finished_trials"] = finished_trials
+            self.set_attrs({"spent": spent})
+        return spent
 
     def sampler_exhausted(self) -> bool:
         """A sampler with a finite set of points (the grid) has started every one of them."""
@@ -185,6 +209,16 @@ class StudyStore:
         if self.url.startswith("sqlite"):
             yield
             return
+        held = getattr(self, "_held", None)
+        if held is None:
+            held = self._held = threading.local()
+        if getattr(held, "depth", 0):  # re-entrant in one thread: a second connection would wait on the first
+            held.depth += 1
+            try:
+                yield
+            finally:
+                held.depth -= 1
+            return
         import sqlalchemy
 
         if getattr(self, "_lock_engine", None) is None:
@@ -192,9 +226,11 @@ class StudyStore:
         key = int(hashlib.sha1(f"tuner:{self.name}".encode()).hexdigest()[:15], 16)  # noqa: S324 - a lock id
         with writing(self.url, "lock the study"), self._lock_engine.connect() as connection:
             connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            held.depth = 1
             try:
                 yield
             finally:
+                held.depth = 0
                 connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 connection.commit()
 
