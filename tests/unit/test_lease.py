@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -79,3 +80,62 @@ def test_join_runs_next_to_a_live_driver_on_postgres_only(store):
         second.release()
     first.release()
     assert live_drivers(store.attrs()) == {}
+
+
+def test_a_driver_taken_over_learns_it_at_its_next_heartbeat(store):
+    """Fencing: a driver silent past the stale time is taken over; when it comes back, its next
+    heartbeat reads the take-over and it stops instead of running on next to the new driver."""
+    old = Lease(store, stale_s=0.5, heartbeat_s=0.05).acquire()
+    old._stop.set()  # the old driver freezes (a long GC pause, a network partition)
+    old._thread.join()
+    time.sleep(0.7)
+    new = Lease(StudyStore.open(store.url, store.name, create=False), stale_s=0.5, heartbeat_s=0.05).acquire()
+    assert new.took_over is not None
+    old._stop.clear()  # it comes back
+    thread = threading.Thread(target=old._beat, daemon=True)
+    thread.start()
+    thread.join(timeout=5)
+    assert old.lost and "was taken over by" in old.lost and socket.gethostname() in old.lost
+    new.release()
+
+
+def test_a_session_that_lost_its_lease_starts_nothing_and_says_why(make_block, tmp_path):
+    from tuner.config.block import load_block
+    from tuner.config.space import build_space
+    from tuner.study.budget import Budget, Ledger
+    from tuner.study.session import StudySession
+
+    block = load_block(make_block())
+    store = StudyStore.open(f"sqlite:///{tmp_path / 'l.db'}", "l")
+    session = StudySession(store, block, build_space(block), Ledger(Budget("trials", 5)), tmp_path / "trials")
+    assert session.next_trial() is not None
+    session.lease_lost = lambda: "study 'l' was taken over by h pid 1"
+    assert session.next_trial() is None
+    assert session.interrupted and "taken over" in str(session.fatal)
+
+
+def test_a_trial_recorded_by_another_driver_is_not_an_error(store):
+    from optuna.distributions import FloatDistribution
+
+    number, _ = store.ask({"x": FloatDistribution(0, 1)})
+    store.tell(number, "FAIL", attrs={"exit_class": "interrupted"})  # recovery by the new driver
+    store.tell(number, "COMPLETE", 1.0, attrs={"exit_class": "ok"})  # the old driver, back: no traceback
+    (trial,) = store.trials()
+    assert trial.state.name == "FAIL" and trial.user_attrs["exit_class"] == "interrupted"
+
+
+def test_a_joining_driver_recovers_only_dead_peers_trials(store, make_block):
+    from optuna.distributions import FloatDistribution
+
+    from tuner.config.block import load_block
+    from tuner.study.recovery import recover
+
+    dist = {"x": FloatDistribution(0, 1)}
+    live, _ = store.ask(dist)
+    store.set_trial_attrs(live, {"driver": "node-a:100"})
+    dead, _ = store.ask(dist)
+    store.set_trial_attrs(dead, {"driver": "node-b:200"})
+    recovered = recover(store, load_block(make_block()), live_drivers={"node-a:100"})
+    assert recovered.interrupted == [dead] and list(recovered.requeued) == [dead]
+    states = {t.number: t.state.name for t in store.trials()}
+    assert states[live] == "RUNNING" and states[dead] == "FAIL"

@@ -180,7 +180,9 @@ class BudgetStopper(_Unpicklable, tune.Stopper):
 
     def stop_all(self) -> bool:
         session = self._live_session
-        return session.fatal is not None or session.interrupted or session.budget_exhausted()
+        return (
+            not session.check_lease() or session.fatal is not None or session.interrupted or session.budget_exhausted()
+        )
 
 
 class ViewCallback(_Unpicklable, tune.Callback):

@@ -228,8 +228,9 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     store = StudyStore.open(url, name, direction=block.experiment.direction, sampler=sampler, secrets=secrets)
     lease = Lease(store, join=o.join).acquire()
     try:
-        # A joining driver leaves RUNNING trials alone: they belong to the live drivers.
-        recovered = recover(store, block) if resumed and not o.join else None
+        # A joining driver recovers only a dead peer's trials: the others belong to live drivers.
+        live = lease.live_addresses() if o.join else None
+        recovered = recover(store, block, live_drivers=live) if resumed else None
         if not resumed:
             store.set_attrs(study_attrs(block, space, o, budget, url, shape))
             store.set_metric_name(block.experiment.metric)
@@ -261,6 +262,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         shape=shape,
     )
     session.gate.keeps_wall_clock = lease.keeps_wall_clock
+    session.lease_lost = lambda: lease.lost
     plan = RayPlan(
         study=name,
         trials_dir=trials_dir,

@@ -72,6 +72,7 @@ class Lease:
         self.took_over: dict[str, Any] | None = None
         self.joined: list[dict[str, Any]] = []
         self.error: StorageError | None = None
+        self.lost: str | None = None  # why this driver no longer holds the study, once it does not
         self._since = time.time()
         self._wall_keeper = not join  # a joining driver charges wall time only once it is the earliest
         self._stop = threading.Event()
@@ -106,22 +107,26 @@ class Lease:
                 value=self.store.url,
                 fix="use PostgreSQL (--storage postgresql+psycopg://...) to run several drivers",
             )
-        attrs = self.store.attrs()
-        live = live_drivers(attrs, self.stale_s)
-        if live and not self.join:
-            raise self._busy(next(iter(live.values())))
-        stale = [
-            r
-            for k, r in attrs.items()
-            if k.startswith(PREFIX)
-            and isinstance(r, dict)
-            and not r.get("released")
-            and k.removeprefix(PREFIX) not in live
-        ]
-        if stale:
-            self.took_over = stale[0]
-            log.warning("taking over study %s from %s", self.store.name, describe(stale[0], time.time()))
-        self.store.set_attrs({self.key: self._record()})
+        with self.store.exclusive():  # check and claim in one step (PostgreSQL: the study's advisory lock)
+            attrs = self.store.attrs()
+            live = live_drivers(attrs, self.stale_s)
+            if live and not self.join:
+                raise self._busy(next(iter(live.values())))
+            stale = {
+                k: r
+                for k, r in attrs.items()
+                if k.startswith(PREFIX)
+                and isinstance(r, dict)
+                and not r.get("released")
+                and k.removeprefix(PREFIX) not in live
+            }
+            if stale and not self.join:
+                self.took_over = next(iter(stale.values()))
+                log.warning("taking over study %s from %s", self.store.name, describe(self.took_over, time.time()))
+                # Fenced: a stale driver that comes back reads this and stops instead of going on.
+                mark = {"released": True, "taken_over_by": f"{socket.gethostname()} pid {os.getpid()}"}
+                self.store.set_attrs({k: {**r, **mark} for k, r in stale.items()})
+            self.store.set_attrs({self.key: self._record()})
         if not self.join:  # two exclusive drivers racing: the earlier claim wins, the other backs off
             time.sleep(0.2)
             rivals = live_drivers(self.store.attrs(), self.stale_s)
@@ -139,6 +144,13 @@ class Lease:
         failures = 0
         while not self._stop.wait(self.heartbeat_s):
             try:
+                mine = self.store.attrs().get(self.key) or {}
+                if mine.get("taken_over_by"):
+                    self.lost = (
+                        f"study {self.store.name!r} was taken over by {mine['taken_over_by']} while this "
+                        f"driver's heartbeat was silent for over {self.stale_s:.0f} s"
+                    )
+                    return
                 self.store.set_attrs({self.key: self._record()})
                 failures = 0
                 if self.join:
@@ -148,6 +160,12 @@ class Lease:
                 log.warning("heartbeat of study %s failed (%d in a row): %s", self.store.name, failures, e)
                 if failures >= 3:
                     self.error = e
+                    self.lost = f"the study's heartbeat failed {failures} times in a row: {e}"
+                    return
+
+    def live_addresses(self) -> set[str]:
+        """ "host:pid" of every live driver of the study (this one included), as trials record theirs."""
+        return {f"{r['host']}:{r['pid']}" for r in live_drivers(self.store.attrs(), self.stale_s).values()}
 
     def keeps_wall_clock(self) -> bool:
         """Whether this driver charges the study's wall time: the earliest live driver does, so

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tuner.config.block import Block
+from tuner.study.lease import STALE_S
 from tuner.study.store import StudyStore
 from tuner.trial.launch import stop_recorded
 from tuner.trial.workspace import TrialPaths
@@ -49,10 +51,29 @@ def _paths(trial: Any) -> TrialPaths | None:
     return TrialPaths(Path(trial_dir)) if trial_dir else None
 
 
-def recover(store: StudyStore, block: Block) -> Recovered:
+def recover(store: StudyStore, block: Block, *, live_drivers: set[str] | None = None) -> Recovered:
+    """Recover the study's orphans. `live_drivers` ("host:pid" of the drivers alive now), for a
+    driver joining a study: only trials of drivers not among them are orphans (a dead peer's)."""
+    with store.exclusive():  # two joining drivers must not both requeue one trial
+        return _recover(store, block, live_drivers)
+
+
+def _orphaned(trial: Any, live_drivers: set[str] | None) -> bool:
+    if trial.state.name != "RUNNING":
+        return False
+    if live_drivers is None:
+        return True
+    driver = trial.user_attrs.get("driver")
+    if driver is None:  # asked a moment ago, its driver has not written its attributes yet
+        started = trial.datetime_start.timestamp() if trial.datetime_start else time.time()
+        return time.time() - started > STALE_S
+    return driver not in live_drivers
+
+
+def _recover(store: StudyStore, block: Block, live_drivers: set[str] | None) -> Recovered:
     interrupted: list[int] = []
     for trial in store.trials():
-        if trial.state.name != "RUNNING":
+        if not _orphaned(trial, live_drivers):
             continue
         paths = _paths(trial)
         wall = None

@@ -74,6 +74,7 @@ class StudySession:
         self._weightless: set[int] = set()  # finished trials whose weights are gone (see prune_weights)
         self.fatal: TunerError | None = None  # a storage failure: the study must stop
         self.space_exhausted = False  # every point of a finite space (the grid) has been started
+        self.lease_lost: Callable[[], str | None] = lambda: None  # set by whoever holds the study's lease
         # Ends a trial's processes on its other nodes (set by the driver for multi-node trials).
         self.stop_elsewhere: Callable[[Path, dict[str, Any]], None] | None = None
         self._distributions = space.distributions()
@@ -90,13 +91,22 @@ class StudySession:
     def budget_exhausted(self) -> bool:
         return self.gate.exhausted()
 
+    def check_lease(self) -> bool:
+        """False once this driver has lost the study (taken over, or its heartbeat failed): it then
+        starts nothing more, and its running trials are stopped and recorded as interrupted."""
+        lost = self.lease_lost()
+        if lost and self.fatal is None:
+            self.fatal = TunerError(f"{lost}. This driver stopped its trials; the study goes on under its new driver")
+            self.interrupted = True
+        return lost is None
+
     def save_spent(self) -> None:
         self.gate.save()
 
     # -- trials ----------------------------------------------------------------------------
     def next_trial(self) -> Ticket | None:
         """The next trial to run, or None when the budget cannot pay for another one."""
-        if self.interrupted:
+        if self.interrupted or not self.check_lease():
             return None
         with self.store.exclusive():
             return self._next_trial_locked()

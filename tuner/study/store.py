@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import threading
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,8 @@ from tuner.study.storage import open_storage, writing
 if TYPE_CHECKING:
     import optuna
     from optuna.distributions import BaseDistribution
+
+log = logging.getLogger(__name__)
 
 
 class StudyStore:
@@ -175,14 +178,19 @@ class StudyStore:
     ) -> None:
         """Finish a trial: state is COMPLETE (with value), PRUNED or FAIL. `infeasible` names a
         violated constraint, recorded before the state so samplers see it."""
+        import optuna
         from optuna.trial import TrialState
 
-        if attrs:
-            self.set_trial_attrs(number, attrs)
         with writing(self.url, f"record the outcome of trial {number}"):
-            if infeasible:
-                self._trial(number).set_constraint(infeasible, 1.0)
-            self.study.tell(number, value if state == "COMPLETE" else None, state=TrialState[state])
+            try:
+                if attrs:
+                    self.set_trial_attrs(number, attrs)
+                if infeasible:
+                    self._trial(number).set_constraint(infeasible, 1.0)
+                self.study.tell(number, value if state == "COMPLETE" else None, state=TrialState[state])
+            except optuna.exceptions.UpdateFinishedTrialError:
+                # Another driver recorded it first: recovery of a driver it took for dead (this one).
+                log.warning("trial %d was already recorded by another driver; its record stands", number)
         self._handles.pop(number, None)
 
     def add_infeasible(
