@@ -115,6 +115,7 @@ def run_study(
             f"sqlite:///{tmp / 'study.db'}",
             f"s-{uuid.uuid4().hex[:6]}",
             sampler=make_sampler(sampler_name, seed, space, startup),
+            pruner=SchedulerSettings.for_study(scheduler, steps).pruner(),
         )
         session = StudySession(store, block, space, Ledger(Budget("trials", trials)), tmp / "trials")
         plan = RayPlan(

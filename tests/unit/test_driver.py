@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tuner.errors import StorageError
-from tuner.orchestrate.driver import BudgetStopper, StudySearcher
+from tuner.orchestrate.driver import BudgetStopper, StudyScheduler, StudySearcher
 from tuner.orchestrate.plan import OBJECTIVE, PROGRESS
 
 
@@ -25,6 +25,13 @@ class FakeSession:
     def budget_exhausted(self):
         return False
 
+    def check_lease(self):
+        return True
+
+    def should_prune(self, number):
+        self.events.append(("prune?", number))
+        return number == 13
+
 
 def test_storage_failure_stops_the_study_and_is_kept():
     session = FakeSession(fail=True)
@@ -38,7 +45,7 @@ def test_result_that_made_the_scheduler_stop_is_still_reported():
     session = FakeSession()
     searcher = StudySearcher(session, "min")
     searcher.numbers["t1"] = 4
-    searcher.on_trial_complete("t1", {OBJECTIVE: 3.5, PROGRESS: 80})  # stopped by ASHA: not final
+    searcher.on_trial_complete("t1", {OBJECTIVE: 3.5, PROGRESS: 80})  # stopped by the budget: not final
     assert session.events == [("eval", 4, 3.5, 80), ("complete", 4, None, None)]
 
 
@@ -58,3 +65,17 @@ def test_searcher_survives_pickling_without_the_session():
 
     searcher = pickle.loads(pickle.dumps(StudySearcher(FakeSession(), "min")))
     assert not hasattr(searcher, "_live_session")
+
+
+class FakeTrial:
+    def __init__(self, number):
+        self.config = {"number": number}
+
+
+def test_the_scheduler_records_each_eval_and_carries_out_the_studys_decision():
+    session = FakeSession()
+    scheduler = StudyScheduler(session)
+    assert scheduler.on_trial_result(None, FakeTrial(4), {OBJECTIVE: 2.0, PROGRESS: 64}) == "CONTINUE"
+    assert scheduler.on_trial_result(None, FakeTrial(13), {OBJECTIVE: 9.0, PROGRESS: 64}) == "STOP"
+    assert scheduler.on_trial_result(None, FakeTrial(4), {"final": True, OBJECTIVE: 1.0, PROGRESS: 99}) == "CONTINUE"
+    assert session.events == [("eval", 4, 2.0, 64), ("prune?", 4), ("eval", 13, 9.0, 64), ("prune?", 13)]

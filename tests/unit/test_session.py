@@ -163,3 +163,30 @@ def test_grid_exhaustion_ends_the_study_without_running_a_point_twice(make_block
         session.on_complete(ticket.number, {"final": True, "exit_class": "ok", "value": 1.0})
     assert len(ran) == 4 and len(set(ran)) == 4  # the 4-point grid, each point once
     assert session.space_exhausted and [t.state.name for t in store.trials()] == ["COMPLETE"] * 4
+
+
+def test_pruning_state_lives_in_the_study_so_a_resumed_or_joined_driver_prunes_alike(make_block, tmp_path):
+    """The first driver's trials build the rungs; a second session on the same study (a resume, or
+    a joined driver) prunes a clearly bad trial by those rungs, and keeps a good one."""
+    from tuner.orchestrate.plan import SchedulerSettings
+
+    block = load_block(make_block())
+    space = build_space(block)
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    rule = SchedulerSettings.for_study("asha", max_samples=900)  # rungs at 11 and 33 samples (of 900)
+
+    def driver() -> StudySession:
+        store = StudyStore.open(url, "p", pruner=rule.pruner())
+        return StudySession(store, block, space, Ledger(Budget("trials", 20)), tmp_path / "trials", clock=Clock())
+
+    first = driver()
+    for value in (1.2, 1.1, 1.0):  # each the best so far at the first rung: each goes on
+        ticket = first.next_trial()
+        first.on_eval(ticket.number, value, samples=rule.grace_period)
+        assert not first.should_prune(ticket.number)
+        first.on_complete(ticket.number, {"final": True, "exit_class": "ok", "value": value})
+    second = driver()  # a fresh driver: nothing in its memory, the rungs are in the study
+    bad, good = second.next_trial(), second.next_trial()
+    second.on_eval(bad.number, 50.0, samples=rule.grace_period)
+    second.on_eval(good.number, 0.5, samples=rule.grace_period)
+    assert second.should_prune(bad.number) and not second.should_prune(good.number)

@@ -1,8 +1,9 @@
 """Ray Tune wiring: the only module that imports Ray Tune.
 
 A `Tuner` whose searcher asks the Optuna study (through `StudySession`), whose trainable runs
-`trial.run_trial` in a Ray worker, whose scheduler is ASHA on the intermediate eval metric, and
-whose stopper ends the study when its time or GPU-hour budget runs out. Ray's own console output is
+`trial.run_trial` in a Ray worker, whose scheduler carries out the study's own pruning decisions
+(successive halving on the intermediate evals stored in the study), and whose stopper ends the
+study when its time or GPU-hour budget runs out. Ray's own console output is
 off unless `verbose`; the live view (`live.py`) shows progress instead.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 import ray
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import Searcher
 
 from tuner.config.block import Block
@@ -27,7 +28,7 @@ from tuner.errors import StorageError
 from tuner.files import write_json_atomic
 from tuner.orchestrate.cluster import ClusterCapacity, init_ray
 from tuner.orchestrate.multinode import RayOtherNodes, placement_bundles, stop_other_nodes
-from tuner.orchestrate.plan import OBJECTIVE, PROGRESS, RayPlan, SchedulerSettings
+from tuner.orchestrate.plan import OBJECTIVE, PROGRESS, RayPlan
 from tuner.study.session import StudySession
 from tuner.trial.launch import processes_per_trial
 from tuner.trial.prepare import TrialRequest, run_name
@@ -155,11 +156,6 @@ class StudySearcher(_Unpicklable, Searcher):
         """Nothing to restore: see save."""
 
     @_recording
-    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
-        if trial_id in self.numbers and OBJECTIVE in result and not result.get("final"):
-            self._live_session.on_eval(self.numbers[trial_id], float(result[OBJECTIVE]), int(result[PROGRESS]))
-
-    @_recording
     def on_trial_complete(self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False) -> None:
         number = self.numbers.pop(trial_id, None)
         if number is None:
@@ -193,17 +189,27 @@ class ViewCallback(_Unpicklable, tune.Callback):
         self._live_on_step()
 
 
-def _make_scheduler(settings: SchedulerSettings, mode: str) -> FIFOScheduler | ASHAScheduler:
-    if settings.kind == "none":
-        return FIFOScheduler()
-    return ASHAScheduler(
-        time_attr=PROGRESS,
-        metric=OBJECTIVE,
-        mode=mode,
-        max_t=settings.max_t,
-        grace_period=settings.grace_period,
-        reduction_factor=settings.reduction_factor,
-    )
+class StudyScheduler(_Unpicklable, FIFOScheduler):
+    """Ray carries out the study's early-stopping decisions; it does not make them. Each
+    intermediate eval is recorded in the study, and the study's pruner (successive halving on the
+    stored values, or none) says whether the trial goes on. The rungs live in the study, so a
+    resumed driver and joined drivers prune against the same history."""
+
+    def __init__(self, session: StudySession) -> None:
+        super().__init__()
+        self._live_session = session
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict[str, Any]) -> str:
+        session = self._live_session
+        number = trial.config.get("number")
+        if number is None or OBJECTIVE not in result or result.get("final") or session.fatal is not None:
+            return TrialScheduler.CONTINUE
+        try:
+            session.on_eval(number, float(result[OBJECTIVE]), int(result[PROGRESS]))
+            return TrialScheduler.STOP if session.should_prune(number) else TrialScheduler.CONTINUE
+        except StorageError as e:  # Ray only logs a scheduler's exceptions: keep it, the stopper ends the study
+            session.fatal = e
+            return TrialScheduler.CONTINUE
 
 
 def run(
@@ -244,7 +250,7 @@ def run(
             search_alg=StudySearcher(
                 session, plan.mode, ClusterCapacity(plan.gpus_per_trial) if plan.follow_cluster else None
             ),
-            scheduler=_make_scheduler(plan.scheduler, plan.mode),
+            scheduler=StudyScheduler(session),
             num_samples=-1,
             max_concurrent_trials=plan.max_concurrent,
             reuse_actors=plan.reuse_actors,

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tuner.config.block import Block
 from tuner.config.space import SearchSpace
 from tuner.trial.dataset import PreparedData
+
+if TYPE_CHECKING:
+    import optuna
 
 SCHEDULERS = ("asha", "none")
 OBJECTIVE = "objective"  # Ray result key of the study's metric
@@ -33,6 +37,17 @@ class SchedulerSettings:
         # max_t just above the largest trial, so ASHA never stops a trial for having finished.
         max_t = int(max_samples * 1.05) + 1
         return cls("asha", max_t=max_t, grace_period=max(1, max_t // 9), reduction_factor=3)
+
+    def pruner(self) -> optuna.pruners.BasePruner:
+        """The study's early-stopping rule (asynchronous successive halving, ASHA's rule, on the
+        intermediate values stored in the study); Ray only carries out its decisions."""
+        import optuna
+
+        if self.kind == "none":
+            return optuna.pruners.NopPruner()
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=self.grace_period, reduction_factor=self.reduction_factor, min_early_stopping_rate=0
+        )
 
 
 @dataclass(frozen=True)

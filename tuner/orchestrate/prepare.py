@@ -225,7 +225,10 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     startup = int(attrs.get("startup_trials") or o.startup_trials or default_startup_trials(budget))
     o = replace(o, startup_trials=startup, scheduler=shape.scheduler)  # what study_attrs records
     sampler = make_sampler(o.sampler, seed, space, startup)
-    store = StudyStore.open(url, name, direction=block.experiment.direction, sampler=sampler, secrets=secrets)
+    scheduler = SchedulerSettings.for_study(shape.scheduler, max_samples(space, block, data))
+    store = StudyStore.open(
+        url, name, direction=block.experiment.direction, sampler=sampler, pruner=scheduler.pruner(), secrets=secrets
+    )
     lease = Lease(store, join=o.join).acquire()
     try:
         # A joining driver recovers only a dead peer's trials: the others belong to live drivers.
@@ -266,7 +269,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     plan = RayPlan(
         study=name,
         trials_dir=trials_dir,
-        scheduler=SchedulerSettings.for_study(shape.scheduler, max_samples(space, block, data)),
+        scheduler=scheduler,
         gpus_per_trial=shape.gpus_per_trial,
         nodes_per_trial=shape.nodes_per_trial,
         max_concurrent=shape.max_concurrent

@@ -166,6 +166,10 @@ class StudySession:
         if math.isfinite(value):
             self.store.report(number, value, samples)
 
+    def should_prune(self, number: int) -> bool:
+        """The study's early-stopping decision for a running trial, after its latest eval."""
+        return self.store.should_prune(number)
+
     def on_complete(self, number: int, final: dict[str, Any] | None, error: str | None = None) -> Outcome:
         """Record a trial's end. `final`: the trainable's last report if it ran to its own end;
         None when Ray stopped it (scheduler or budget) or it raised (`error`)."""

@@ -41,20 +41,28 @@ class StudyStore:
         *,
         direction: str = "minimize",
         sampler: optuna.samplers.BaseSampler | None = None,
+        pruner: optuna.pruners.BasePruner | None = None,
         secrets: tuple[str, ...] = (),
         create: bool = True,
     ) -> StudyStore:
+        """`pruner`: the study's early-stopping rule; none prunes (never Optuna's default MedianPruner)."""
         import optuna
 
         storage = open_storage(url)
+        pruner = pruner or optuna.pruners.NopPruner()
         with writing(url, f"open study {name!r}"):
             if create:
                 study = optuna.create_study(
-                    storage=storage, study_name=name, direction=direction, sampler=sampler, load_if_exists=True
+                    storage=storage,
+                    study_name=name,
+                    direction=direction,
+                    sampler=sampler,
+                    pruner=pruner,
+                    load_if_exists=True,
                 )
             else:
                 try:
-                    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler)
+                    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
                 except KeyError:
                     raise ConfigError(
                         f"no study named {name!r} in {redact_url(url)}",
@@ -162,6 +170,13 @@ class StudyStore:
             trial_id = self.study._storage.get_trial_id_from_study_id_trial_number(self.study._study_id, number)
             self._handles[number] = optuna.trial.Trial(self.study, trial_id)
         return self._handles[number]
+
+    def should_prune(self, number: int) -> bool:
+        """The study's pruner on the trial's stored intermediate values. Its rungs (which trials
+        reached which resource with which value) live in the study too, so every driver of the
+        study, and a resumed one, prunes against the same history."""
+        with writing(self.url, f"decide whether to prune trial {number}"):
+            return self._trial(number).should_prune()
 
     def report(self, number: int, value: float, step: int) -> None:
         """An intermediate value (against training progress) for pruning and the dashboard."""
