@@ -52,6 +52,7 @@ def run_study(prepared: Prepared, on_step: Callable[[], None], on_signal: Callab
     """Run until the budget is spent. The first Ctrl-C/SIGTERM stops gracefully (running trials are
     stopped and recorded FAIL interrupted, so a resume runs them again); a second kills at once."""
     from tuner.orchestrate import driver
+    from tuner.orchestrate.cluster import init_ray
 
     session = prepared.session
     signals = 0
@@ -67,6 +68,9 @@ def run_study(prepared: Prepared, on_step: Callable[[], None], on_signal: Callab
             prepared.lease.release()
             os._exit(130)
 
+    # Ray first: ray.init installs its own SIGTERM handler in the driver, which must not replace ours
+    # (a SIGTERM would then stop the trials without marking them interrupted).
+    init_ray(prepared.plan)
     previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours above: Ray's would end the run its own way
     try:
