@@ -6,19 +6,12 @@ import json
 
 import pytest
 
+from tests.clock import Clock
 from tuner.config.block import load_block
 from tuner.config.space import build_space
 from tuner.study.budget import Budget, Ledger
 from tuner.study.session import StudySession
 from tuner.study.store import StudyStore
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture()

@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from tests.clock import Clock
 from tuner.config.block import load_block
 from tuner.config.space import build_space
 from tuner.study.budget import Budget, Ledger
@@ -15,19 +16,11 @@ from tuner.study.shape import RunShape
 from tuner.study.store import StudyStore
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture()
 def drivers(make_block, tmp_path):
     """Sessions (drivers) of one study, sharing a GPU-hour budget and one clock."""
     block = load_block(make_block())
-    clock = Clock()
+    clock = Clock(1_000_000.0)
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
 
     def make(gpus: int = 2) -> StudySession:
