@@ -54,7 +54,10 @@ rm -f "$VENV"/lib/python3*/site-packages/torchaudio/lib/*.so
 echo "install.sh: tuner (editable)"
 "${PIP[@]}" install --no-deps -e .
 echo "install.sh: compiling DeepSpeed's CPU communication op once (about a minute)"
-DS_ACCELERATOR=cpu "$VENV/bin/python" -c "
+# Built into the venv's own folder (trials look there too, launch.child_env): two environments that
+# share ~/.cache/torch_extensions rebuild the op in turn, and a trial stopped mid-build leaves a lock
+# on which every later trial waits for ever.
+DS_ACCELERATOR=cpu TORCH_EXTENSIONS_DIR="$VENV/torch_extensions" "$VENV/bin/python" -c "
 import importlib
 module, cls = '$DEEPSPEED_OP'.split(':')
 getattr(importlib.import_module(module), cls)().load(verbose=False)

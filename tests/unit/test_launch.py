@@ -205,3 +205,12 @@ def test_trial_env_is_an_allow_list_not_the_drivers_environment(tmp_path, monkey
     assert not any("pg-secret-pw" in v or "aws-secret-123" in v for v in env.values())
     assert env["NCCL_DEBUG"] == "INFO" and env["HF_HOME"] == "/models/hf" and env["HOME"] == os.environ["HOME"]
     assert env["WANDB_API_KEY"] == "k" * 40  # the block's own credential, by the name wandb reads
+
+
+def test_jit_built_ops_live_in_this_environments_folder(tmp_path, monkeypatch):
+    """install.sh builds DeepSpeed's CPU op there; a folder shared with another environment would be
+    rebuilt in turn, and a trial stopped mid-build leaves a lock later trials wait on for ever."""
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR", raising=False)
+    env = child_env(LaunchSpec(tmp_path / "x.yaml", tmp_path / "l"), 29558)
+    assert env["TORCH_EXTENSIONS_DIR"] == str(Path(sys.prefix) / "torch_extensions")
+    assert "TORCH_EXTENSIONS_DIR" in (Path(__file__).parents[2] / "install.sh").read_text()

@@ -131,6 +131,10 @@ def child_env(spec: LaunchSpec, master_port: int) -> dict[str, str]:
     )
     if not spec.gpu_ids:
         env["DS_ACCELERATOR"] = "cpu"
+    # JIT-built ops (DeepSpeed's CPU comm op) in this environment's own folder, where install.sh
+    # built them: a folder shared with another environment is rebuilt in turn, and a trial stopped
+    # mid-build there leaves a lock every later trial would wait on.
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions"))
     env.update(spec.env)
     env.update(spec.secret_env)
     return env
