@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import subprocess
 import sys
 import time
@@ -99,3 +100,123 @@ def test_kill_9_at_random_moments_then_resume_until_the_budget_is_spent(make_blo
     assert all(t.state.name != "RUNNING" for t in trials)
     assert processes_mentioning(str(trials_dir)) == []
     print(f"chaos rounds (seed {SEED}): {history}; trials {len(trials)}, complete {len(complete)}")
+
+
+def _check_study(url: str, name: str, trials_dir: Path) -> list[optuna.trial.FrozenTrial]:
+    """What every chaos round asserts, whatever happened: nothing left running, no parameter set
+    completed twice, each COMPLETE value is the eval_loss in its trial's own files, no process left."""
+    trials = optuna.load_study(study_name=name, storage=url).get_trials()
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert all(t.state.name != "RUNNING" for t in trials), [(t.number, t.state.name) for t in trials]
+    for t in complete:
+        results = json.loads((Path(t.user_attrs["output_dir"]) / "all_results.json").read_text())
+        assert t.value == results["eval_loss"]
+    params = [json.dumps(t.params, sort_keys=True) for t in complete]
+    assert len(set(params)) == len(params), "a parameter set completed twice"
+    assert processes_mentioning(str(trials_dir)) == []
+    return trials
+
+
+def test_two_joined_drivers_share_a_process_hours_budget_and_one_is_killed(make_block, tmp_path):
+    """(b) Two drivers on one PostgreSQL study with a process-hours budget; the joined one is killed
+    with SIGKILL mid-trial. The other runs on; a resume recovers the dead driver's trial; the spend
+    stays within one trial of the budget."""
+    from tests.storage import POSTGRES_URL, require_postgres, unique_name
+
+    require_postgres()
+    name, trials_dir = unique_name("chaos-join"), tmp_path / "trials"
+    block = make_block(
+        {
+            "evolving.tunable_params": ["learning_rate"],
+            "runtime_info.input.training.num_train_epochs": 1,
+            "runtime_info.input.conversion.max_instances": 100,
+        }
+    )
+    where = ["--storage", POSTGRES_URL, "--trials-dir", str(trials_dir)]
+    budget_s = 90.0  # 0.025 process-hours: three or four of these trials
+    first = subprocess.Popen(
+        [
+            TUNE,
+            "start",
+            "--config",
+            str(block),
+            "--budget",
+            "0.025gpu-h",
+            "--study",
+            name,
+            "--scheduler",
+            "none",
+            *where,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "first.err").open("w"),
+    )
+    study = lambda: optuna.load_study(study_name=name, storage=POSTGRES_URL).get_trials()  # noqa: E731
+    _wait_for("the first driver's trial", lambda: any(t.state.name == "RUNNING" for t in _safe(study)), first)
+    second = subprocess.Popen(
+        [TUNE, "start", "--config", str(block), "--study", name, "--join", *where],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def second_is_training() -> bool:
+        return any(
+            t.state.name == "RUNNING"
+            and t.user_attrs.get("driver", "").endswith(f":{second.pid}")
+            and (Path(t.user_attrs["trial_dir"]) / "placement.json").exists()
+            for t in _safe(study)
+        )
+
+    assert _wait_for("the joined driver's trial", second_is_training, second), "the joined driver never trained"
+    second.kill()
+    second.wait(timeout=60)
+    first.wait(timeout=1200)
+    assert first.returncode == 0, (tmp_path / "first.err").read_text()[-3000:]
+    resumed = subprocess.run([TUNE, "resume", name, *where], capture_output=True, text=True, timeout=1200)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = _check_study(POSTGRES_URL, name, trials_dir)
+    dead = [t for t in trials if t.user_attrs.get("driver", "").endswith(f":{second.pid}")]
+    assert dead and all(t.state.name != "RUNNING" for t in dead)
+    spent = optuna.load_study(study_name=name, storage=POSTGRES_URL).user_attrs["spent"]
+    longest = max(float(t.user_attrs.get("gpu_s", 0)) for t in trials)
+    assert spent["gpu_s"] <= budget_s + longest, (spent["gpu_s"], budget_s, longest)  # within one trial
+
+
+def _safe(read):
+    try:
+        return read()
+    except KeyError:
+        return []
+
+
+def test_sigterm_during_a_checkpoint_save_then_resume(make_block, tmp_path):
+    """(c) SIGTERM while a trial saves a checkpoint: the driver stops gracefully, the trial is FAIL
+    interrupted, and the resume continues from a complete checkpoint (never a half-written one)."""
+    block = make_block(
+        {
+            "evolving.tunable_params": FAST_TUNABLES,
+            "runtime_info.input.training.save_steps": 2,
+            "runtime_info.input.training.save_only_model": False,
+        }
+    )
+    url, trials_dir = f"sqlite:///{tmp_path / 'tuner.db'}", tmp_path / "trials"
+    where = ["--storage", url, "--trials-dir", str(trials_dir), "--scheduler", "none"]
+    driver = subprocess.Popen(
+        [TUNE, "start", "--config", str(block), "--budget", "2", "--study", "chaos", *where],
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "driver.err").open("w"),
+    )
+    log = trials_dir / "chaos" / "0000" / "train.log"
+    saving = lambda: "Saving model checkpoint" in (log.read_text() if log.exists() else "")  # noqa: E731
+    assert _wait_for("a checkpoint save", saving, driver), "the trial ended before saving a checkpoint"
+    driver.send_signal(signal.SIGTERM)
+    driver.wait(timeout=300)
+    assert driver.returncode == 130, (tmp_path / "driver.err").read_text()[-3000:]
+    resumed = subprocess.run([TUNE, "resume", "chaos", *where[:4]], capture_output=True, text=True, timeout=1200)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = _check_study(url, "chaos", trials_dir)
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 2
+    assert trials[0].state.name == "FAIL" and trials[0].user_attrs["exit_class"] == "interrupted"
+    # A retry that continued from a checkpoint completed: the checkpoint it chose was whole (a
+    # half-written one has no trainer_state.json and is never chosen; LLaMA-Factory would fail on it).
+    assert all(t.state.name == "COMPLETE" for t in trials if "resume_from" in t.user_attrs)
