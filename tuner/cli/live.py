@@ -46,6 +46,8 @@ class LiveView:
     def __exit__(self, *exc: object) -> None:
         self.refresh(force=True)
         self._live.__exit__(*exc)  # type: ignore[arg-type]
+        if not self.console.is_terminal:  # rich ends the live region with a newline on terminals only
+            self.console.line()
 
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
