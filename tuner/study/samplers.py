@@ -49,7 +49,9 @@ def _study_grid() -> type:
             return None
 
         def remaining(self, study: Any) -> int:
-            """Points neither finished nor running (in any driver)."""
+            """Points neither finished nor running (in any driver). Reads GridSampler's private
+            `_n_min_trials` and `_same_search_space`: Optuna's public `is_exhausted` counts running
+            points as open, which is what lets it hand a running point out twice."""
             started = {
                 t.system_attrs["grid_id"]
                 for t in study.get_trials(deepcopy=False)
