@@ -38,10 +38,9 @@ def test_trial_budget_counts_running_trials():
     ledger = Ledger(Budget("trials", 3))
     assert ledger.can_start(session_s=0, running={1: (0, 1), 2: (0, 1)}, processes=1)
     assert not ledger.can_start(session_s=0, running={1: (0, 1), 2: (0, 1), 3: (0, 1)}, processes=1)
-    ledger.record(10, 1)
-    ledger.record(10, 1)
+    ledger.finished_trials = 2  # as the study records them
     assert ledger.can_start(session_s=0, running={}, processes=1)
-    ledger.record(10, 1)
+    ledger.finished_trials = 3
     assert not ledger.can_start(session_s=0, running={}, processes=1)
     assert not ledger.exhausted(session_s=1e9, running={})  # trial budgets never cut a trial short
 
@@ -49,7 +48,7 @@ def test_trial_budget_counts_running_trials():
 def test_wall_budget_starts_no_trial_it_cannot_pay_for():
     ledger = Ledger(Budget("wall", 100))
     assert ledger.can_start(session_s=0, running={}, processes=1)  # nothing known yet: try one
-    ledger.record(40, 1)
+    ledger.durations = [40.0]  # one trial so far, 40 s
     assert ledger.can_start(session_s=50, running={}, processes=1)  # 50 + 40 <= 100
     assert not ledger.can_start(session_s=61, running={}, processes=1)  # 61 + 40 > 100
     assert not ledger.exhausted(session_s=99, running={}) and ledger.exhausted(session_s=100, running={})
@@ -57,16 +56,15 @@ def test_wall_budget_starts_no_trial_it_cannot_pay_for():
 
 def test_gpu_budget_counts_gpu_seconds_of_running_and_finished():
     ledger = Ledger(Budget("gpu", 3600))  # 1 GPU-hour
-    ledger.record(600, 2)  # 1200 GPU-s
+    ledger.gpu_s, ledger.durations = 1200.0, [600.0]  # one 600 s trial on 2 GPUs
     assert ledger.spent(session_s=0, running={7: (300, 2)}) == 1800
     assert ledger.can_start(session_s=0, running={7: (300, 2)}, processes=2)  # 1800 + 1200 <= 3600
     assert ledger.exhausted(session_s=0, running={7: (1200, 2)})
 
 
 def test_ledger_round_trips_and_extends():
-    ledger = Ledger(Budget("wall", 100))
-    ledger.record(30, 1)
-    again = Ledger.from_dict(ledger.to_dict(session_s=12.5))
+    stored = {"budget": {"kind": "wall", "amount": 100}, "finished_trials": 1, "wall_s": 12.5, "durations": [30.0]}
+    again = Ledger.from_dict(stored)  # what StudyStore.add_spent writes
     assert (again.finished_trials, again.wall_s, again.durations) == (1, 12.5, [30.0])
     assert Budget("trials", 4).extended(Budget("trials", 2)) == Budget("trials", 6)
     with pytest.raises(ConfigError, match="same kind"):

@@ -83,16 +83,18 @@ def parse_budget(text: str) -> Budget:
 
 @dataclass
 class Ledger:
-    """What a study has spent against its budget. `finished_*` persist in the study."""
+    """What a study has spent against its budget, as recorded in the study by every driver (the
+    gate keeps it current: tuner/study/gate.py), and the rule for what it can still pay for."""
 
     budget: Budget
     finished_trials: int = 0
-    wall_s: float = 0.0  # driver time of earlier sessions
-    gpu_s: float = 0.0  # GPU- (or process-) seconds of finished trials
+    wall_s: float = 0.0  # wall time charged so far
+    gpu_s: float = 0.0  # GPU- (or process-) seconds charged so far
     durations: list[float] = field(default_factory=list)  # wall seconds of finished trials
 
     def spent(self, *, session_s: float, running: dict[Any, tuple[float, int]]) -> float:
-        """Spent so far in the budget's unit; `running`: trial -> (elapsed s, GPUs or processes)."""
+        """Spent so far in the budget's unit. `session_s`: wall seconds not charged yet; `running`:
+        trial -> (seconds not charged yet, GPUs or processes)."""
         if self.budget.kind == "trials":
             return float(self.finished_trials + len(running))
         if self.budget.kind == "wall":
@@ -116,22 +118,6 @@ class Ledger:
         if self.budget.kind == "trials":
             return False
         return self.spent(session_s=session_s, running=running) >= self.budget.amount
-
-    def record(self, wall_s: float, processes: int, *, counts: bool = True) -> None:
-        """A trial ended. `counts=False` for an interrupted trial: its compute is spent, but it will
-        run again, so it does not use up a trial of a trial-count budget."""
-        self.finished_trials += int(counts)
-        self.gpu_s += wall_s * processes
-        self.durations.append(wall_s)
-
-    def to_dict(self, session_s: float) -> dict[str, Any]:
-        return {
-            "budget": self.budget.to_dict(),
-            "finished_trials": self.finished_trials,
-            "wall_s": round(self.wall_s + session_s, 3),
-            "gpu_s": round(self.gpu_s, 3),
-            "durations": [round(d, 3) for d in self.durations],
-        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], budget: Budget | None = None) -> Ledger:

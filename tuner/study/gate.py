@@ -48,31 +48,32 @@ class BudgetGate:
         self._lock = threading.Lock()
 
     # -- what is spent --------------------------------------------------------------------
-    def _uncharged(self, now: float) -> tuple[float, float]:
-        """(GPU-seconds, wall seconds) spent since this driver's last charge."""
-        gpu = 0.0
-        for number in self.running:
-            start = self.started_at(number)
-            if start is not None:
-                gpu += max(0.0, now - max(start, self._charged_to.get(number, start))) * self.processes
+    def _trial_uncharged_s(self, number: int, now: float) -> float:
+        """Seconds trial `number` has run since it was last charged (0 while it waits for resources)."""
+        start = self.started_at(number)
+        return max(0.0, now - max(start, self._charged_to.get(number, start))) if start is not None else 0.0
+
+    def _uncharged(self, now: float) -> tuple[float, dict[Any, tuple[float, int]]]:
+        """This driver's spend since its last charge, as the ledger counts it: wall seconds, and
+        running trial -> (seconds, processes)."""
         wall = max(0.0, now - self._wall_charged_to) if self.keeps_wall_clock() else 0.0
-        return gpu, wall
+        return wall, {n: (self._trial_uncharged_s(n, now), self.processes) for n in self.running}
 
     def spent(self) -> float:
         """Spent so far in the budget's unit: what the study has recorded, plus this driver's share
         since its last charge."""
-        budget = self.ledger.budget
-        if budget.kind == "trials":
+        if self.ledger.budget.kind == "trials":
             return float(self.store.count_trials())
-        gpu, wall = self._uncharged(self._now())
-        return self.ledger.gpu_s + gpu if budget.kind == "gpu" else self.ledger.wall_s + wall
+        wall, running = self._uncharged(self._now())
+        return self.ledger.spent(session_s=wall, running=running)
 
     def can_start(self) -> bool:
         budget = self.ledger.budget
         if budget.kind == "trials":  # counted in the study: several drivers may share it
             return self.store.count_trials() + 1 <= budget.amount
         self.tick()
-        return self.spent() + self.ledger.estimate(self.processes) <= budget.amount
+        wall, running = self._uncharged(self._now())
+        return self.ledger.can_start(session_s=wall, running=running, processes=self.processes)
 
     def exhausted(self) -> bool:
         """True once a time or GPU-hour budget is spent; remembered, so trials stopped from then on
@@ -80,7 +81,8 @@ class BudgetGate:
         if self.ledger.budget.kind == "trials":
             return False
         self.tick()
-        exhausted = self.spent() >= self.ledger.budget.amount
+        wall, running = self._uncharged(self._now())
+        exhausted = self.ledger.exhausted(session_s=wall, running=running)
         self.stopped_for_budget = self.stopped_for_budget or exhausted
         return exhausted
 
@@ -91,32 +93,35 @@ class BudgetGate:
         if not force and now - self._last_flush < self.heartbeat_s:
             return
         with self._lock:
-            gpu, wall = self._uncharged(now)
+            wall, running = self._uncharged(now)
             for number in self.running:
                 if self.started_at(number) is not None:
                     self._charged_to[number] = now
-            self._wall_charged_to = now
-            self._last_flush = now
-            durations, self._pending_durations = self._pending_durations, []
-            self._apply(self.store.add_spent(gpu_s=gpu, wall_s=wall, durations=durations, budget=self.ledger.budget))
+            self._wall_charged_to = self._last_flush = now
+            self._charge(gpu_s=sum(s * p for s, p in running.values()), wall_s=wall)
 
     def finished(self, number: int, wall_s: float, *, counts: bool) -> None:
         """A trial ended: charge its GPU time up to now and remember its duration (an interrupted
         trial's compute is spent, but it runs again, so it does not use up a trial budget)."""
-        now = self._now()
-        start = self.started_at(number)
-        gpu = max(0.0, now - max(start, self._charged_to.get(number, start))) * self.processes if start else 0.0
+        gpu_s = self._trial_uncharged_s(number, self._now()) * self.processes
         self._charged_to.pop(number, None)
         if counts:
             self._pending_durations.append(round(wall_s, 3))
         with self._lock:
-            durations, self._pending_durations = self._pending_durations, []
-            finished = self.store.count_trials(finished_only=True)
-            self._apply(
-                self.store.add_spent(
-                    gpu_s=gpu, wall_s=0.0, durations=durations, budget=self.ledger.budget, finished_trials=finished
-                )
+            self._charge(gpu_s=gpu_s, wall_s=0.0, finished_trials=self.store.count_trials(finished_only=True))
+
+    def _charge(self, *, gpu_s: float, wall_s: float, finished_trials: int | None = None) -> None:
+        """Add to the study's spend (with the durations not yet recorded) and take its new totals."""
+        durations, self._pending_durations = self._pending_durations, []
+        self._apply(
+            self.store.add_spent(
+                gpu_s=gpu_s,
+                wall_s=wall_s,
+                durations=durations,
+                budget=self.ledger.budget,
+                finished_trials=finished_trials,
             )
+        )
 
     def _apply(self, spent: dict[str, Any]) -> None:
         self.ledger.gpu_s = float(spent.get("gpu_s", 0.0))
