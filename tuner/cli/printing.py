@@ -161,7 +161,7 @@ def print_study(console: Console, url: str, name: str) -> None:
     for number, reason in reasons:
         console.print(f"  #{number}: {escape(str(reason))}", highlight=False)
     best = store.best()
-    pinned = sorted(store.pinned())
+    pinned = sorted(store.pinned(trials))
     console.print(
         f"budget: {_spent_text(attrs)}; disk: {_disk_text(trials)}"
         + (f" (pinned: {pinned})" if pinned else "")

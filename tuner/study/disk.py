@@ -102,7 +102,8 @@ def prune_weights(
 def free_weights(store: StudyStore, keep_best: int, minimize: bool, weightless: set[int]) -> None:
     """Prune the study's weights and keep the tally of freed bytes on the study (finished trials are
     immutable in Optuna, so it cannot live on them)."""
-    freed = prune_weights(store.trials(), keep_best, minimize, weightless, store.pinned())
+    trials = store.trials()
+    freed = prune_weights(trials, keep_best, minimize, weightless, store.pinned(trials))
     if freed:
         tally = {str(k): v for k, v in (store.attrs().get("weights_freed_bytes") or {}).items()}
         for number, size in freed.items():

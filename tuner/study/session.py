@@ -66,6 +66,7 @@ class StudySession:
         self.shape = shape or RunShape()
         # What GPU-hours count: GPUs, or on the CPU the trial's processes.
         self.gate = BudgetGate(store, ledger, self.shape.processes, clock)
+        self._starts: dict[int, float] = {}  # trial -> when it started running (wall time)
         self.gate.started_at = self._started_at
         self.retry = RetryPolicy(store, self.shape.retries)
         self.interrupted = False  # Ctrl-C / SIGTERM: start nothing more
@@ -199,11 +200,13 @@ class StudySession:
 
     def _started_at(self, number: int) -> float | None:
         """When trial `number` started running (its worker wrote placement.json): queue time before
-        that is no GPU time."""
-        try:
-            return trial_paths(self.trials_dir, self.store.name, number).placement.stat().st_mtime
-        except OSError:
-            return None
+        that is no GPU time. Asked at every step of Ray's loop: a start once seen is remembered."""
+        if number not in self._starts:
+            try:
+                self._starts[number] = trial_paths(self.trials_dir, self.store.name, number).placement.stat().st_mtime
+            except OSError:
+                return None
+        return self._starts[number]
 
     def _stop(self, paths: TrialPaths) -> bool:
         """End what is left of a trial's processes, on this host and on its other nodes."""

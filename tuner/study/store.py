@@ -117,10 +117,12 @@ class StudyStore:
         with writing(self.url, "read the sampler's remaining points"):
             return remaining(self.study) == 0
 
-    def pinned(self) -> set[int]:
+    def pinned(self, trials: list[optuna.trial.FrozenTrial] | None = None) -> set[int]:
         """Trials whose weights are never deleted. Kept on the study, not on the trials: Optuna's
-        finished trials are immutable, and pins are set after a trial has finished."""
-        legacy = {t.number for t in self.trials() if t.user_attrs.get("pinned")}  # pins of older studies
+        finished trials are immutable, and pins are set after a trial has finished. `trials`: the
+        study's trials when the caller has just read them."""
+        trials = self.trials() if trials is None else trials
+        legacy = {t.number for t in trials if t.user_attrs.get("pinned")}  # pins of older studies
         return {int(n) for n in self.attrs().get("pinned_trials", [])} | legacy
 
     def set_pinned(self, number: int, pinned: bool) -> None:
