@@ -70,7 +70,7 @@ def check_fits(shape: RunShape, machine: Machine, *, flag: str = "--gpus-per-tri
         )
     per_node = gpus // nodes
     fitting = sum(1 for g in machine.node_gpus if g >= per_node)
-    if fitting >= nodes and (per_node or len(machine.node_gpus) >= nodes):
+    if fitting >= nodes:
         return
     largest = machine.max_node_gpus
     if nodes == 1:

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from tuner.trial.launch import processes_per_trial
-
 
 @dataclass(frozen=True)
 class RunShape:
@@ -25,7 +23,7 @@ class RunShape:
     @property
     def processes(self) -> int:
         """torchrun processes over all nodes: what the global batch and GPU-hours are counted in."""
-        return processes_per_trial(self.gpus_per_trial) * (self.nodes_per_trial if not self.gpus_per_trial else 1)
+        return self.gpus_per_trial or self.nodes_per_trial  # one per GPU; on the CPU one per node
 
     @property
     def gpus_per_node(self) -> int:
