@@ -129,7 +129,9 @@ class Lease:
             self.store.set_attrs({self.key: self._record()})
         if not self.join:  # two exclusive drivers racing: the earlier claim wins, the other backs off
             time.sleep(0.2)
-            rivals = live_drivers(self.store.attrs(), self.stale_s)
+            attrs = self.store.attrs()
+            # This driver is a rival whatever its heartbeat's age (slow storage can make it look stale).
+            rivals = {**live_drivers(attrs, self.stale_s), self.token: attrs.get(self.key) or self._record()}
             first = min(rivals.items(), key=lambda kv: (kv[1]["since"], kv[0]))
             if first[0] != self.token:
                 self.release()
