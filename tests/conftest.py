@@ -76,13 +76,36 @@ def make_block(tmp_path: Path, demo: Demo, demo_data: dict[str, Any]) -> Callabl
 
 
 FAKE_NVIDIA_SMI = """#!/bin/sh
-# A simulated GPU node for tests: `nvidia-smi -L` lists {n} GPUs; everything else fails like a broken driver.
+# A simulated GPU node for tests: `nvidia-smi -L` lists {n} GPUs; `--query-gpu=FIELDS` (memory.total,
+# memory.used, name, index) answers one CSV line per GPU with 80 GiB each; everything else fails
+# like a broken driver.
 if [ "$1" = "-L" ]; then
   i=0
   while [ $i -lt {n} ]; do echo "GPU $i: NVIDIA H100 80GB HBM3 (UUID: GPU-0000000$i-fake)"; i=$((i+1)); done
   exit 0
 fi
-echo "fake nvidia-smi: only -L is simulated" >&2
+case "$1" in
+  --query-gpu=*)
+    fields=$(echo "${1#--query-gpu=}" | tr ',' ' ')
+    i=0
+    while [ $i -lt {n} ]; do
+      line=""
+      for f in $fields; do
+        case "$f" in
+          memory.total) v=81920 ;;
+          memory.used) v=0 ;;
+          name) v="NVIDIA H100 80GB HBM3" ;;
+          index) v=$i ;;
+          *) echo "fake nvidia-smi: field $f is not simulated" >&2; exit 9 ;;
+        esac
+        line="${line:+$line, }$v"
+      done
+      echo "$line"
+      i=$((i+1))
+    done
+    exit 0 ;;
+esac
+echo "fake nvidia-smi: only -L and --query-gpu are simulated" >&2
 exit 9
 """
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from tuner.errors import ConfigError
-from tuner.study.budget import Budget, Ledger, parse_budget
+from tuner.study.budget import PLANNED_SAMPLES, Budget, Ledger, parse_budget, trial_share
 
 
 @pytest.mark.parametrize(
@@ -38,9 +38,9 @@ def test_trial_budget_counts_running_trials():
     ledger = Ledger(Budget("trials", 3))
     assert ledger.can_start(session_s=0, running={1: (0, 1), 2: (0, 1)}, processes=1)
     assert not ledger.can_start(session_s=0, running={1: (0, 1), 2: (0, 1), 3: (0, 1)}, processes=1)
-    ledger.finished_trials = 2  # as the study records them
+    ledger.trials_used = 2  # as the study records them
     assert ledger.can_start(session_s=0, running={}, processes=1)
-    ledger.finished_trials = 3
+    ledger.trials_used = 3
     assert not ledger.can_start(session_s=0, running={}, processes=1)
     assert not ledger.exhausted(session_s=1e9, running={})  # trial budgets never cut a trial short
 
@@ -63,9 +63,26 @@ def test_gpu_budget_counts_gpu_seconds_of_running_and_finished():
 
 
 def test_ledger_round_trips_and_extends():
-    stored = {"budget": {"kind": "wall", "amount": 100}, "finished_trials": 1, "wall_s": 12.5, "durations": [30.0]}
+    stored = {"budget": {"kind": "wall", "amount": 100}, "trials_used": 1, "wall_s": 12.5, "durations": [30.0]}
     again = Ledger.from_dict(stored)  # what StudyStore.add_spent writes
-    assert (again.finished_trials, again.wall_s, again.durations) == (1, 12.5, [30.0])
+    assert (again.trials_used, again.wall_s, again.durations) == (1, 12.5, [30.0])
     assert Budget("trials", 4).extended(Budget("trials", 2)) == Budget("trials", 6)
     with pytest.raises(ConfigError, match="same kind"):
         Budget("trials", 4).extended(Budget("wall", 60))
+
+
+@pytest.mark.parametrize(
+    ("state", "attrs", "last_step", "share"),
+    [
+        ("COMPLETE", {"exit_class": "ok", "steps": 30, "total_steps": 30}, 240, 1.0),
+        ("FAIL", {"exit_class": "crashed"}, None, 1.0),  # a failure is not early stopping
+        ("RUNNING", {}, 80, 1.0),  # reserved in full: it may run to its end
+        ("PRUNED", {"exit_class": "pruned", PLANNED_SAMPLES: 900}, 100, 100 / 900),  # stopped at the first rung
+        ("PRUNED", {"exit_class": "diverged", "steps": 10, "total_steps": 40}, None, 0.25),  # its own step count
+        ("PRUNED", {"exit_class": "pruned"}, 100, 1.0),  # nothing says how long it was meant to be: in full
+        ("PRUNED", {"exit_class": "infeasible"}, None, 0.0),  # never run
+        ("FAIL", {"exit_class": "interrupted"}, None, 0.0),  # runs again
+    ],
+)
+def test_a_trial_uses_up_the_fraction_of_its_training_it_ran(state, attrs, last_step, share):
+    assert trial_share(state, attrs, last_step) == pytest.approx(share)

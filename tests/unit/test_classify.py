@@ -21,7 +21,7 @@ OOM_TAIL = ["RuntimeError: CUDA error", "torch.OutOfMemoryError: CUDA out of mem
     [
         (0, None, 1.23, [], "ok"),
         (0, None, math.nan, [], "diverged"),
-        (0, None, None, [], "crashed"),
+        (0, None, None, [], "metric_missing"),  # trained to its end, no objective: the block's fault
         (1, None, None, CRASH_TAIL, "crashed"),
         (1, None, None, OOM_TAIL, "oom"),
         # A SIGKILL alone is not an OOM (a lost node, a cleanup, an operator): never marks a point infeasible.

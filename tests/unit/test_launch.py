@@ -157,17 +157,14 @@ def test_stop_recorded_finds_the_trial_even_when_its_guard_was_killed(tmp_path):
     assert not stop_recorded(tmp_path / "trial.pid")  # nothing left to stop
 
 
-def test_trial_runs_what_llamafactory_cli_runs_without_the_cli_process(tmp_path):
-    from tuner.trial.launch import launcher_path, train_argv
+def test_trial_runs_llamafactory_run_exp_under_torchrun_through_tuners_entry(tmp_path):
+    from tuner.trial.launch import train_argv
 
     spec = LaunchSpec(tmp_path / "trial.yaml", tmp_path / "train.log", nproc=2)
     argv = train_argv(spec, 29555)
     assert argv[:3] == [sys.executable, "-m", "torch.distributed.run"] and argv[-1] == str(spec.yaml_path)
-    assert argv[-2] == launcher_path() and Path(argv[-2]).name == "launcher.py"
+    assert argv[-3:-1] == ["-m", "tuner.trial.lf_entry"]
     assert argv[argv.index("--nproc_per_node") + 1] == "2" and argv[argv.index("--master_port") + 1] == "29555"
-    import llamafactory.launcher  # the script llamafactory-cli hands to torchrun is this one
-
-    assert Path(llamafactory.launcher.__file__).resolve() == Path(argv[-2]).resolve()
 
 
 def test_kill_tree_kills_what_ignores_sigterm_and_leaves_the_exit_code_to_popen(tmp_path):

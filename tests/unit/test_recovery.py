@@ -66,7 +66,7 @@ def test_interrupted_trials_do_not_use_up_a_trial_budget(make_block, tmp_path):
     session.finish_running(interrupted=True)
     trial = session.store.trials()[0]
     assert trial.state.name == "FAIL" and trial.user_attrs["exit_class"] == "interrupted"
-    assert session.ledger.finished_trials == 0 and ticket.number == 0
+    assert session.ledger.trials_used == 0 and ticket.number == 0
 
 
 def test_crash_is_retried_up_to_n_times_but_never_an_oom(make_block, tmp_path):

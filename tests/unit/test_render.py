@@ -58,7 +58,9 @@ def test_render_fills_params_owns_paths_and_keeps_lf_defaults(make_block, tmp_pa
     assert args["dataset"] == data.train_name and args["eval_dataset"] == data.eval_name
     assert args["report_to"] == "none" and args["run_name"] == "study-0003"
     # 120 samples / (4 x 1 process) = 30 batches -> 15 optimizer steps per epoch -> 30 steps
-    assert rendered.total_steps == 30 and args["eval_steps"] == 8
+    # outside a study: evals at the trial's own quarters (the end by LLaMA-Factory's do_eval)
+    assert rendered.total_steps == 30 and rendered.eval_at == (8, 15, 23)
+    assert args["eval_strategy"] == "no" and args["do_eval"] is True and "eval_steps" not in args
     assert rendered.global_batch_size == 8
     for untouched in ("max_grad_norm", "weight_decay", "optim"):  # not written: LLaMA-Factory decides
         assert untouched not in args
@@ -140,3 +142,37 @@ def test_tokenized_copy_is_shared_only_between_identical_tokenizations(make_bloc
     assert tokenized_cache(longer, data, paths) != same
     # Not in the cache yet: the trial tokenizes into its own folder, never into the shared path.
     assert rendered.args["tokenized_path"].endswith("/study/0003/tokenized")
+
+
+def test_a_trial_in_a_study_evaluates_at_the_studys_progress_points(make_block, tmp_path):
+    """Progress points are samples seen; the trial evaluates at the first optimizer step that reaches
+    each one it will reach before its end (global batch 8 here: 30 steps, 240 samples)."""
+    block = load_block(make_block())
+    request = TrialRequest(block, PARAMS, trial_paths(tmp_path, "s", 0), progress_points=(26, 80, 240, 720))
+    rendered = plan(request)[1]
+    assert rendered.global_batch_size == 8 and rendered.total_steps == 30
+    assert rendered.eval_at == (4, 10)  # 26 -> step 4 (32 samples), 80 -> 10; 240 is its end; 720 never
+
+
+def test_eval_steps_for_trials_of_mixed_lengths_land_on_the_same_samples():
+    """The rung arithmetic for trials of different lengths and batch sizes: each evaluates within one
+    global batch past every rung it reaches, and never at a rung it does not reach."""
+    from tuner.trial.render import eval_steps
+
+    rungs = (100, 300)  # a study whose longest trial sees 900 samples
+    for gbs, total, expected in (
+        (8, 113, (13, 38)),
+        (32, 29, (4, 10)),
+        (4, 50, (25,)),
+        (
+            64,
+            2,
+            (),
+        ),
+    ):
+        steps = eval_steps(rungs, gbs, total)
+        assert steps == expected, (gbs, total)
+        for step, rung in zip(steps, rungs, strict=False):
+            assert rung <= step * gbs < rung + gbs  # identical progress, up to one batch
+    assert eval_steps((), 1, 30) == (8, 15, 23)  # no study: the trial's own quarters
+    assert eval_steps((10,), 1, 10) == ()  # a point at the last step: the end's own eval covers it

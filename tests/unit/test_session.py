@@ -43,7 +43,7 @@ def test_complete_trial_gets_its_final_value_and_attrs(make_session):
     assert t.intermediate_values == {64: 3.0}
     assert t.user_attrs["exit_class"] == "ok" and t.user_attrs["trial_dir"] == str(ticket.paths.root)
     assert t.user_attrs["global_batch_size"] == ticket.global_batch_size
-    assert session.store.attrs()["spent"]["finished_trials"] == 1
+    assert session.store.attrs()["spent"]["trials_used"] == 1
 
 
 @pytest.mark.parametrize(
@@ -91,7 +91,7 @@ def test_oom_is_fail_plus_an_infeasible_marker_for_the_sampler(make_session):
     marker = trials[-1]
     assert marker.number != ticket.number and marker.state.name == "PRUNED"
     assert marker.params == ticket.params and marker.constraints == {"memory": 1.0}
-    assert session.ledger.finished_trials == 1  # the marker costs nothing
+    assert session.ledger.trials_used == 1  # the marker costs nothing
 
 
 def test_budget_stop_is_pruned_budget(make_session):
@@ -183,3 +183,22 @@ def test_pruning_state_lives_in_the_study_so_a_resumed_or_joined_driver_prunes_a
     second.on_eval(bad.number, 50.0, samples=rule.grace_period)
     second.on_eval(good.number, 0.5, samples=rule.grace_period)
     assert second.should_prune(bad.number) and not second.should_prune(good.number)
+
+
+def test_trials_stopped_early_free_the_budget_they_did_not_spend(make_session):
+    """A trial budget counts full-trial equivalents: two trials pruned at a ninth and a third of their
+    training leave room for another whole trial under a budget of 2."""
+    session, _ = make_session(Budget("trials", 2))
+    first = session.next_trial()
+    session.on_eval(first.number, 3.0, samples=100, planned=900)
+    second = session.next_trial()
+    assert session.next_trial() is None  # two running trials are reserved in full
+    session.on_complete(first.number, None)  # pruned at 100 of 900 samples
+    session.on_eval(second.number, 2.0, samples=300, planned=900)
+    session.on_complete(second.number, None)  # pruned at 300 of 900
+    assert session.gate.spent() == pytest.approx(400 / 900)
+    third = session.next_trial()
+    assert third is not None
+    assert session.next_trial() is None  # 1.44 with the third running: no whole trial left
+    session.on_complete(third.number, {"final": True, "exit_class": "ok", "value": 1.0})
+    assert session.store.attrs()["spent"]["trials_used"] == pytest.approx(1 + 400 / 900, abs=1e-3)

@@ -17,14 +17,14 @@ from rich.text import Text
 
 from tuner.outputs.summary import format_params, state_counts
 from tuner.study.session import StudySession
-from tuner.trial.progress import LogFollower, LogRecord
+from tuner.trial.progress import LogRecord, TrialFollower
 from tuner.trial.workspace import trial_paths
 
 REFRESH_S = 0.5
 
 
 class _Running:
-    def __init__(self, follower: LogFollower) -> None:
+    def __init__(self, follower: TrialFollower) -> None:
         self.follower = follower
         self.last: LogRecord | None = None
         self.loss: float | None = None
@@ -60,7 +60,7 @@ class LiveView:
         entry = self._running.get(number)
         if entry is None:
             paths = trial_paths(self.session.trials_dir, self.session.store.name, number)
-            entry = self._running[number] = _Running(LogFollower(paths.output_dir / "trainer_log.jsonl"))
+            entry = self._running[number] = _Running(TrialFollower(paths.output_dir))
         for record in entry.follower.poll():
             entry.last = record
             entry.loss = record.loss if record.loss is not None else entry.loss

@@ -40,7 +40,14 @@ StorageOpt = Annotated[
         help="SQLAlchemy URL of the studies. Default: sqlite:///<trials-dir>/tuner.db.",
     ),
 ]
-SamplerOpt = Annotated[str, typer.Option("--sampler", help="tpe (seeded), gp, random, grid or cmaes.")]
+SamplerOpt = Annotated[
+    str,
+    typer.Option(
+        "--sampler",
+        help="auto (default: GP for short studies of numeric parameters without pruned trials, else TPE; "
+        "docs/benchmarks.md 2c), tpe, gp, random, grid or cmaes. All seeded by --seed.",
+    ),
+]
 SchedulerOpt = Annotated[
     str | None, typer.Option("--scheduler", help="asha (stop bad trials early) or none. Default: asha.")
 ]
@@ -94,6 +101,22 @@ AllowChangesOpt = Annotated[
 
 JoinOpt = Annotated[
     bool, typer.Option("--join", help="Run next to the study's live drivers (PostgreSQL) and share its budget.")
+]
+WarmStartOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--warm-start",
+        help="New study only: learn from this finished study's COMPLETE trials that fit the space "
+        "(history for TPE/GP, not counted as this study's trials).",
+    ),
+]
+WarmStorageOpt = Annotated[
+    str | None,
+    typer.Option("--warm-start-storage", help="Storage URL of the --warm-start study. Default: --storage."),
+]
+WarmRerunOpt = Annotated[
+    int | None,
+    typer.Option("--warm-start-rerun", help="Run the --warm-start study's K best configurations first. Default: 1."),
 ]
 
 

@@ -104,9 +104,12 @@ def _spent_text(attrs: dict[str, Any]) -> str:
     spent, budget = attrs.get("spent") or {}, attrs.get("budget")
     if not budget:
         return "-"
-    trials = int(spent.get("finished_trials", 0))
+    # Full-trial equivalents: a trial stopped early counts the fraction of its training it ran.
+    trials = float(spent.get("trials_used", spent.get("finished_trials", 0)))
     wall_h, gpu_h = float(spent.get("wall_s", 0)) / 3600, float(spent.get("gpu_s", 0)) / 3600
-    return f"{trials} trials, {wall_h:.2f} h, {gpu_h:.2f} GPU-h spent of {Budget.from_dict(budget).describe()}"
+    return (
+        f"{round(trials, 2):g} trials, {wall_h:.2f} h, {gpu_h:.2f} GPU-h spent of {Budget.from_dict(budget).describe()}"
+    )
 
 
 def print_studies(console: Console, url: str) -> None:
@@ -147,7 +150,7 @@ def _disk_text(trials: list[Any]) -> str:
 
 def print_study(console: Console, url: str, name: str) -> None:
     from tuner.cli.live import summary_table
-    from tuner.outputs.summary import format_params
+    from tuner.outputs.summary import format_params, memory_lines
     from tuner.study.store import StudyStore
 
     store = StudyStore.open(url, name, create=False)
@@ -160,6 +163,11 @@ def print_study(console: Console, url: str, name: str) -> None:
     ]
     for number, reason in reasons:
         console.print(f"  #{number}: {escape(str(reason))}", highlight=False)
+    memory = memory_lines(trials)
+    if memory:
+        console.print("GPU memory per GPU, estimate vs measured:")
+        for line in memory:
+            console.print(f"  {escape(line)}", highlight=False)
     best = store.best()
     pinned = sorted(store.pinned(trials))
     console.print(
@@ -168,6 +176,10 @@ def print_study(console: Console, url: str, name: str) -> None:
         + f"; sampler {attrs.get('sampler', '-')}, scheduler {attrs.get('scheduler', '-')}; "
         f"storage {escape(redact_url(url))}"
     )
+    if attrs.get("warm_start"):
+        from tuner.study.warm import describe
+
+        console.print(escape(describe(attrs["warm_start"])), highlight=False)
     for p in attrs.get("promotions", []):
         console.print(f"promoted: trial #{p['trial']} -> {escape(p['path'])} by {escape(p['by'])} at {p['at']}")
     if best is not None:
@@ -213,3 +225,49 @@ def print_study_start(console: Console, prepared: Any) -> None:
     plan = prepared.plan
     at_once = "as many as the cluster's GPUs allow" if plan.follow_cluster else f"up to {plan.max_concurrent} at once"
     console.print(f"Each trial: {s.shape.describe()}; {at_once}")
+
+
+def print_memory(console: Console, block: Any, space_path: Any, gpu_memory: str | None) -> None:
+    """The peak-memory estimate per GPU for the block's own values and the space's worst corner,
+    against the GPU memory given (--gpu-memory) or found (nvidia-smi); on the CPU, no limit."""
+    from tuner.config.machine import gpu_memory_bytes
+    from tuner.config.memory import gib
+    from tuner.config.memory_check import MemoryCheck, parse_memory, worst_corner
+    from tuner.config.space import build_space
+    from tuner.errors import TunerError
+
+    limit = parse_memory(gpu_memory) if gpu_memory else gpu_memory_bytes()
+    where = "--gpu-memory" if gpu_memory else "nvidia-smi"
+    gpus = block.n_gpus_per_node
+    check = MemoryCheck(block, limit or 0, gpus)
+    if check.shape is None:
+        console.print(f"[dim]Memory: {escape(check.unavailable or '')}[/dim]")
+        return
+    rows: list[tuple[str, dict[str, Any]]] = [("block's values", {})]
+    try:
+        corner = worst_corner(build_space(block, space_path), block)
+    except TunerError:  # preflight has reported the space's problem
+        corner = {}
+    if corner:
+        rows.append(("space's worst corner", corner))
+    title = f"Peak memory per GPU (estimate, {gpus} GPU(s) per trial), " + (
+        f"against {gib(limit)} GiB per GPU ({where})" if limit else "no GPU found: no limit (pass --gpu-memory)"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("configuration", "batch x cutoff_len", "estimate", "verdict"):
+        table.add_column(column, overflow="fold")
+    t = block.training
+    for label, params in rows:
+        verdict = check.verdict(params)
+        assert verdict is not None  # a shape was read
+        e = verdict.estimate
+        size = f"{params.get('per_device_train_batch_size', t.per_device_train_batch_size)} x "
+        size += str(params.get("cutoff_len", t.cutoff_len))
+        if not limit:
+            fits = "-"
+        elif verdict.fits:
+            fits = f"[green]fits[/green] (usable {gib(verdict.usable)} GiB)"
+        else:
+            fits = f"[yellow]does not fit[/yellow] (usable {gib(verdict.usable)} GiB): a study records it infeasible"
+        table.add_row(label, size, escape(e.describe()), fits)
+    console.print(table)

@@ -31,6 +31,9 @@ from tuner.cli.options import (
     TimeoutOpt,
     TrialsDirOpt,
     VerboseOpt,
+    WarmRerunOpt,
+    WarmStartOpt,
+    WarmStorageOpt,
     err,
     load_block_or_demo,
     out,
@@ -41,15 +44,31 @@ if TYPE_CHECKING:
 
 
 @app.command()
-def check(config: ConfigOpt = None, space: SpaceOpt = None, verbose: VerboseOpt = False) -> None:
-    """Preflight a block: print every problem at once; exit 2 if any is an error."""
+def check(
+    config: ConfigOpt = None,
+    space: SpaceOpt = None,
+    gpu_memory: Annotated[
+        str | None,
+        typer.Option(
+            "--gpu-memory",
+            help="Memory of one GPU (80GiB, 141GB) for the memory estimate, where nvidia-smi cannot "
+            "see the GPUs (a cluster's). Default: what nvidia-smi reports; no GPU: no limit.",
+        ),
+    ] = None,
+    verbose: VerboseOpt = False,
+) -> None:
+    """Preflight a block: print every problem at once, and the peak GPU memory per configuration; exit 2 on errors."""
     setup_logging(verbose)
     from tuner.cli import printing
+    from tuner.config.memory_check import parse_memory
     from tuner.config.preflight import run_preflight
 
+    if gpu_memory is not None:
+        parse_memory(gpu_memory)  # a bad flag fails before any work
     block = load_block_or_demo(config)
     findings = run_preflight(block, space_path=space)
     printing.print_findings(out, block.file, findings)
+    printing.print_memory(out, block, space, gpu_memory)
     if any(f.severity == "error" for f in findings):
         raise typer.Exit(2)
 
@@ -118,6 +137,7 @@ def _run(block_config: Path | None, options: StartOptions, *, must_exist: bool =
     from tuner.errors import PreflightError
     from tuner.orchestrate.prepare import prepare_study
     from tuner.orchestrate.run import run_study
+    from tuner.study.warm import describe as describe_warm_start
 
     block = load_block_or_demo(block_config) if block_config is not None or not must_exist else None
     try:
@@ -141,6 +161,8 @@ def _run(block_config: Path | None, options: StartOptions, *, must_exist: bool =
     with study_log(session.trials_dir / session.store.name / "driver.log") as log_file:
         printing.print_findings(err, session.block.file, prepared.findings, quiet=True)
         printing.print_study_start(err, prepared)
+        if options.warm_start and "warm_start" in (attrs := session.store.attrs()):
+            err.print(escape(describe_warm_start(attrs["warm_start"])), highlight=False)
         err.print(f"[dim]Driver log: {escape(str(log_file))}[/dim]")
         with LiveView(err, session, prepared.budget.describe()) as view:
             run_study(prepared, view.refresh, on_signal)
@@ -177,15 +199,20 @@ def start(
     keep_best: KeepBestOpt = None,
     allow_changes: AllowChangesOpt = False,
     join: JoinOpt = False,
+    warm_start: WarmStartOpt = None,
+    warm_start_storage: WarmStorageOpt = None,
+    warm_start_rerun: WarmRerunOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run a study: sample parameters, run real trials on Ray, record everything in the Optuna study.
 
     A new study needs --budget. An existing study name resumes it; --budget then adds to its budget.
 
-    With --join (PostgreSQL), a second driver runs next to the study's live drivers, sharing its budget."""
+    With --join (PostgreSQL), a second driver runs next to the study's live drivers, sharing its budget.
+
+    With --warm-start OLD, a new study learns from OLD's COMPLETE trials that fit its space."""
     setup_logging(verbose)
-    from tuner.orchestrate.options import StartOptions
+    from tuner.orchestrate.options import StartOptions, warm_source
 
     _run(
         config,
@@ -209,6 +236,7 @@ def start(
             allow_changes=allow_changes,
             keep_best=keep_best,
             join=join,
+            warm_start=warm_source(warm_start, warm_start_storage, warm_start_rerun),
         ),
     )
 

@@ -81,6 +81,8 @@ def translate(
     """One ConfigError that lists every problem pydantic found, each on its own line."""
     problems = []
     for error in exc.errors(include_url=False):
+        if error["type"] == "default_factory_not_called":
+            continue  # a default computed from another field that failed: that field's error says it
         key = key_path(error["loc"], prefix)
         rule = error["msg"]
         if error["type"] == "value_error":

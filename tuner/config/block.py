@@ -20,11 +20,12 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from tuner.config import yaml_io
+from tuner.config import metrics, yaml_io
 from tuner.config._pydantic_errors import translate
 from tuner.config.credentials import expand_credentials, take_hub_tokens
 from tuner.errors import ConfigError
@@ -103,8 +104,27 @@ class RuntimeInfo(_Strict):
 class Experiment(_Strict):
     wandb_mode: Literal["disabled", "offline", "online"] = "disabled"
     wandb_project: str = "tuner"
-    metric: str = Field("eval_loss", description="Metric the study optimizes (final value).")
-    direction: Literal["minimize", "maximize"] = "minimize"
+    metric: str = Field(
+        "eval_loss",
+        min_length=1,
+        description="Metric the study optimizes (its final value): a key LLaMA-Factory writes, e.g. "
+        "eval_loss, eval_accuracy (compute_accuracy: true), eval_rouge-l (predict_with_generate: true).",
+    )
+    # Left unset, the direction is inferred from the metric (metrics.METRICS, or minimize for a loss)
+    # and stays unset, so content_hash does not change for blocks that never wrote it.
+    direction: Literal["minimize", "maximize"] | None = Field(
+        default_factory=lambda data: metrics.infer_direction(data.get("metric", "")),
+        validate_default=True,
+        description="minimize or maximize; required for a metric that is neither a loss nor in tuner's table.",
+    )
+
+    @field_validator("direction")
+    @classmethod
+    def _direction_known(cls, value: str | None, info: ValidationInfo) -> str:
+        """After validation the direction is always set (inferred or written)."""
+        if value is None:
+            raise ValueError(metrics.direction_required(str(info.data.get("metric", ""))))
+        return value
 
 
 class RangeOverride(_Strict):

@@ -34,6 +34,20 @@ def gpus_present() -> int:
     return sum(1 for line in out.stdout.splitlines() if line.startswith("GPU "))
 
 
+def gpu_memory_bytes() -> int | None:
+    """Memory of the smallest GPU this process may use (nvidia-smi's memory.total), or None where
+    no GPU is visible or the driver does not answer. Without torch, like `gpus_present`."""
+    if gpus_present() == 0:
+        return None
+    query = ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"]
+    try:
+        out = subprocess.run(query, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    mib = [int(float(line)) for line in out.stdout.split() if line.replace(".", "", 1).isdigit()]
+    return min(mib) * 2**20 if out.returncode == 0 and mib else None
+
+
 def gpu_count(block: Block) -> Iterator[Finding]:
     present = gpus_present()
     if present == 0:

@@ -11,11 +11,11 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from tuner.config import machine
+from tuner.config import deepspeed_configs, machine, metrics
 from tuner.config.block import Block
 from tuner.config.findings import C, Check, Finding, T
 from tuner.config.thinking_templates import THINKING_TEMPLATES
-from tuner.errors import SpaceError
+from tuner.errors import ConfigError, SpaceError
 
 _SCAN_LINES = 20_000  # enough to see whether trajectories carry reasoning; bounded for huge files
 
@@ -182,7 +182,19 @@ def _secrets_in_training(block: Block) -> Iterator[Finding]:
         )
 
 
+def _metric(block: Block) -> Iterator[Finding]:
+    """The objective is a metric this block's trials write, in its direction (metrics.py)."""
+    try:
+        stage = deepspeed_configs.zero_stage(deepspeed_configs.resolve(block.training.deepspeed, block.file))
+    except ConfigError:
+        stage = None  # machine.performance reports an unreadable config
+    e = block.experiment
+    for p in metrics.problems(e.metric, e.direction or "", block.training.passthrough, zero_stage=stage):
+        yield Finding(p.code, p.severity, p.key, p.message, p.fix)
+
+
 CHECKS: tuple[Check, ...] = (
+    _metric,
     _long_context,
     _reasoning,
     _output_dir,

@@ -28,7 +28,7 @@ from tuner.errors import StorageError
 from tuner.files import write_json_atomic
 from tuner.orchestrate.cluster import ClusterCapacity, init_ray
 from tuner.orchestrate.multinode import RayOtherNodes, placement_bundles, stop_other_nodes
-from tuner.orchestrate.plan import OBJECTIVE, PROGRESS, RayPlan
+from tuner.orchestrate.plan import OBJECTIVE, PLANNED, PROGRESS, RayPlan
 from tuner.study.session import StudySession
 from tuner.trial.launch import processes_per_trial
 from tuner.trial.prepare import TrialRequest, run_name
@@ -47,6 +47,7 @@ def _trainable(
     metric: str,
     timeout_s: float | None,
     nodes: int = 1,
+    progress_points: tuple[int, ...] = (),
 ) -> None:
     """Runs in a Ray worker: one trial, reporting each intermediate eval, then a final result. A
     multi-node trial runs node 0's part here and the others through actors in its placement group."""
@@ -75,13 +76,20 @@ def _trainable(
         resume_from=config.get("resume_from"),
         other_nodes=others,
         master_addr=ray.util.get_node_ip_address() if others else "127.0.0.1",
+        progress_points=progress_points,
     )
 
     def on_record(record: Any) -> None:
         value = (record.eval_metrics or {}).get(metric)
         if value is not None and math.isfinite(value):
             tune.report(
-                {OBJECTIVE: value, PROGRESS: record.step * gbs, "step": record.step, "total_steps": record.total_steps}
+                {
+                    OBJECTIVE: value,
+                    PROGRESS: record.step * gbs,
+                    PLANNED: record.total_steps * gbs,
+                    "step": record.step,
+                    "total_steps": record.total_steps,
+                }
             )
 
     result = run_trial(request, on_record=on_record)
@@ -163,7 +171,9 @@ class StudySearcher(_Unpicklable, Searcher):
         final = result if result and result.get("final") else None
         if result and final is None and OBJECTIVE in result and PROGRESS in result:
             # The result that made the scheduler stop a trial goes only here, not to on_trial_result.
-            self._live_session.on_eval(number, float(result[OBJECTIVE]), int(result[PROGRESS]))
+            self._live_session.on_eval(
+                number, float(result[OBJECTIVE]), int(result[PROGRESS]), planned=result.get(PLANNED)
+            )
         self._live_session.on_complete(number, final, error="the trial's Ray worker failed" if error else None)
 
 
@@ -205,7 +215,7 @@ class StudyScheduler(_Unpicklable, FIFOScheduler):
         if number is None or OBJECTIVE not in result or result.get("final") or session.fatal is not None:
             return TrialScheduler.CONTINUE
         try:
-            session.on_eval(number, float(result[OBJECTIVE]), int(result[PROGRESS]))
+            session.on_eval(number, float(result[OBJECTIVE]), int(result[PROGRESS]), planned=result.get(PLANNED))
             return TrialScheduler.STOP if session.should_prune(number) else TrialScheduler.CONTINUE
         except StorageError as e:  # Ray only logs a scheduler's exceptions: keep it, the stopper ends the study
             session.fatal = e
@@ -238,6 +248,7 @@ def run(
             study=plan.study,
             metric=block.experiment.metric,
             timeout_s=plan.timeout_s,
+            progress_points=plan.scheduler.progress_points(),
         )
     resources: Any = {"cpu": 1, "gpu": plan.gpus_per_trial}
     if plan.nodes_per_trial > 1:  # one bundle per node, never two on one node

@@ -8,7 +8,9 @@ from typing import Any
 
 from tuner.errors import ConfigError
 from tuner.orchestrate.plan import SCHEDULERS
+from tuner.redact import redact_url
 from tuner.study.samplers import SAMPLERS
+from tuner.study.warm import WarmSource
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,7 @@ class StartOptions:
     study: str | None = None
     storage: str | None = None
     space: Path | None = None
-    sampler: str = "tpe"
+    sampler: str = "auto"  # tuner.study.samplers.default_sampler
     scheduler: str | None = None
     gpus_per_trial: int | None = None
     nodes_per_trial: int | None = None
@@ -35,6 +37,7 @@ class StartOptions:
     allow_changes: bool = False
     keep_best: int | None = None
     join: bool = False  # run next to the study's live drivers (PostgreSQL), sharing its budget
+    warm_start: WarmSource | None = None  # seed a new study with another study's trials
 
     def shape_flags(self) -> dict[str, Any]:
         """The run-shape flags as given (None: not given), by RunShape field."""
@@ -67,5 +70,23 @@ def check_options(o: StartOptions) -> None:
     ):
         if value is not None and value < low:
             raise ConfigError(f"must be >= {low}", key=key, value=value, fix=f"use {low} or more")
+    if o.warm_start is not None and o.warm_start.rerun < 0:
+        raise ConfigError(
+            "must be >= 0", key="--warm-start-rerun", value=o.warm_start.rerun, fix="use 0 (none) or more"
+        )
     if o.trial_timeout_s is not None and o.trial_timeout_s <= 0:
         raise ConfigError("must be > 0 seconds", key="--trial-timeout", value=o.trial_timeout_s, fix="e.g. 1800")
+
+
+def warm_source(study: str | None, storage: str | None, rerun: int | None) -> WarmSource | None:
+    """`--warm-start STUDY [--warm-start-storage URL] [--warm-start-rerun K]` as one value."""
+    if study is None:
+        if storage is not None or rerun is not None:
+            raise ConfigError(
+                "needs --warm-start STUDY",
+                key="--warm-start-storage" if storage is not None else "--warm-start-rerun",
+                value=redact_url(storage) if storage is not None else rerun,
+                fix="name the study to learn from with --warm-start, or drop the flag",
+            )
+        return None
+    return WarmSource(study, storage, 1 if rerun is None else rerun)

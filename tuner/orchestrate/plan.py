@@ -20,23 +20,42 @@ if TYPE_CHECKING:
 SCHEDULERS = ("asha", "none")
 OBJECTIVE = "objective"  # Ray result key of the study's metric
 PROGRESS = "samples"  # Ray result key of training progress (samples seen): the scheduler's time axis
+PLANNED = "planned_samples"  # Ray result key of the samples the trial sees if it runs to its end
 
 
 @dataclass(frozen=True)
 class SchedulerSettings:
+    """Successive halving on a grid of progress points shared by every trial of the study.
+
+    Rung k sits at `grace_period * reduction_factor**k` samples seen, up to the longest trial of the
+    space (`max_t`). Every trial evaluates exactly at the rungs it reaches (plus at its own end), so a
+    rung compares trials at identical absolute progress; a trial that ends before a rung is never
+    compared there. No trial is stopped for its length: only the pruner's comparisons stop trials.
+    """
+
     kind: str  # asha | none
-    max_t: int = 0  # in samples seen
-    grace_period: int = 0
+    max_t: int = 0  # samples seen by the longest trial the space allows
+    grace_period: int = 0  # the first rung, in samples seen
     reduction_factor: int = 3
 
     @classmethod
     def for_study(cls, kind: str, max_samples: int) -> SchedulerSettings:
-        """`max_samples`: the most samples any trial of the space can see."""
-        if kind == "none":
-            return cls("none")
-        # max_t just above the largest trial, so ASHA never stops a trial for having finished.
-        max_t = int(max_samples * 1.05) + 1
-        return cls("asha", max_t=max_t, grace_period=max(1, max_t // 9), reduction_factor=3)
+        """`max_samples`: the most samples any trial of the space can see. The grid is the same with
+        or without early stopping, so studies' curves stay comparable."""
+        if kind not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {kind!r}")
+        max_t = max(1, int(max_samples))
+        # Hyperband's standard eta = 3 with rungs at 1/9 and 1/3 of the longest trial (its end is
+        # the third): two comparisons before any trial has spent more than a third.
+        return cls(kind, max_t=max_t, grace_period=max(1, max_t // 9), reduction_factor=3)
+
+    def progress_points(self) -> tuple[int, ...]:
+        """The rungs below the longest trial's end, in samples seen: where every trial evaluates."""
+        points, point = [], self.grace_period
+        while point < self.max_t:
+            points.append(point)
+            point *= self.reduction_factor
+        return tuple(points)
 
     def pruner(self) -> optuna.pruners.BasePruner:
         """The study's early-stopping rule (asynchronous successive halving, ASHA's rule, on the
@@ -69,15 +88,21 @@ class RayPlan:
 
 
 def max_samples(space: SearchSpace, block: Block, data: PreparedData) -> int:
-    """The most samples a trial of this space can see: most epochs x largest training set."""
-    epochs = space.params.get("num_train_epochs")
-    most_epochs = (
-        epochs.high
-        if epochs and epochs.high
-        else max(epochs.choices)
-        if epochs and epochs.choices
-        else (block.training.num_train_epochs)
-    )
-    cap = space.params.get("max_instances")
-    most_samples = int(cap.high) if cap and cap.high else data.n_train
-    return int(most_samples * float(most_epochs))  # type: ignore[arg-type]
+    """The most samples a trial of this space can see: most epochs x largest training set (a
+    `max_instances` range or choice list, capped at the training pool, or the block's own set)."""
+    return int(_most(space, "num_train_epochs", block.training.num_train_epochs) * _most_instances(space, data))
+
+
+def _most(space: SearchSpace, name: str, default: float) -> float:
+    param = space.params.get(name)
+    if param is None:
+        return float(default)
+    if param.choices is not None:
+        return float(max(param.choices))
+    return float(param.high if param.high is not None else default)
+
+
+def _most_instances(space: SearchSpace, data: PreparedData) -> int:
+    if "max_instances" not in space.params:
+        return data.n_train
+    return int(min(_most(space, "max_instances", data.n_train), data.n_pool))

@@ -18,6 +18,7 @@ from typing import Any
 from tuner import __version__
 from tuner.config.block import Block, load_block
 from tuner.config.findings import Finding
+from tuner.config.metrics import check_same_objective
 from tuner.config.preflight import run_preflight
 from tuner.config.space import SearchSpace, build_space
 from tuner.errors import ConfigError, PreflightError, SpaceError
@@ -34,6 +35,7 @@ from tuner.study.session import StudySession
 from tuner.study.shape import RunShape, stored_shape
 from tuner.study.storage import default_storage, study_names
 from tuner.study.store import StudyStore
+from tuner.study.warm import plan_warm_start
 from tuner.trial.dataset import PreparedData, prepare_dataset
 from tuner.trial.workspace import TrialPaths, check_study_name, check_trials_dir
 
@@ -114,6 +116,7 @@ def _check_unchanged(
 ) -> list[str]:
     """What differs from the study's record; refused unless --allow-changes. A joining driver runs
     the study's shape as recorded: its trials must be comparable with the live drivers' trials."""
+    check_same_objective(attrs, block.experiment.metric, block.experiment.direction or "", study=str(o.study))
     if shape_changes and o.join:
         raise ConfigError(
             f"a joining driver runs study {o.study!r} with its recorded shape, not {'; '.join(shape_changes)}",
@@ -219,6 +222,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     for warning in shape_warnings:
         log.warning("%s", warning)
     changes = _check_unchanged(attrs, block, space, replace(o, study=name), shape_changes) if resumed else []
+    warm = plan_warm_start(o.warm_start, url, name, space, block.experiment, attrs if resumed else None)
 
     secrets = tuple(filter(None, (block.secret(k) for k in block.credentials)))
     seed = driver_seed(attrs if resumed else {}, o.seed, len(_trial_numbers(url, name)) if resumed else 0)
@@ -235,6 +239,8 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         live = lease.live_addresses() if o.join else None
         recovered = recover(store, block, live_drivers=live) if resumed else None
         if not resumed:
+            if warm:  # before the study's attrs: a crash in between leaves a study `tune start` seeds again
+                warm.apply(store)
             store.set_attrs(study_attrs(block, space, o, budget, url, shape))
             store.set_metric_name(block.experiment.metric)
         elif not o.join:

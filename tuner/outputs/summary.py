@@ -34,3 +34,24 @@ def state_counts(trials: list[Any]) -> dict[str, int]:
             if key:
                 counts[key] += 1
     return counts
+
+
+def memory_lines(trials: list[Any]) -> list[str]:
+    """Per trial with a memory estimate: the estimate (allocated bytes, what the measured peak is
+    compared with) against the measured peak over its ranks, when it has one."""
+    lines = []
+    for t in trials:
+        a = t.user_attrs
+        if a.get("memory_estimate_gib") is None or a.get("marker_for") is not None:
+            continue
+        measured = a.get("memory_peak_gib")
+        tail = (
+            f"measured {measured} GiB ({measured / a['memory_estimate_gib']:.2f} x estimate)"
+            if measured and a["memory_estimate_gib"]
+            else ("not run" if a.get("exit_class") == "infeasible" else "not measured")
+        )
+        lines.append(
+            f"#{t.number}: estimate {a['memory_estimate_gib']} GiB (predicted peak {a.get('memory_predicted_gib')} "
+            f"of {a.get('memory_usable_gib')} GiB usable), {tail}"
+        )
+    return lines

@@ -3,6 +3,11 @@
 Three kinds: a number of trials (`20`), wall-clock time (`90m`, `8h`, `1h30m`, `45s`), or
 GPU-hours (`16gpu-h`; on CPU each trial's process-hours are counted instead). What was spent is
 stored in the study, so a resumed study continues the same budget.
+
+A trial budget counts full-trial equivalents of training (`trial_share`): a trial stopped early by
+the scheduler uses up only the fraction of its training it ran, so early stopping buys further trials
+instead of throwing away final values. A running trial is reserved in full; a trial starts only
+while a whole trial's worth is left.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from tuner.errors import ConfigError
 Kind = Literal["trials", "wall", "gpu"]
 _DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
 _GPU_HOURS = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*gpu-?h(?:ours?)?$")
+PLANNED_SAMPLES = "planned_samples"  # trial attribute: samples it sees if it runs to its end
 _FIX = "write a trial count (20), a duration (90m, 8h, 1h30m) or GPU-hours (16gpu-h)"
 
 
@@ -81,13 +87,31 @@ def parse_budget(text: str) -> Budget:
     raise ConfigError("is not a budget", key="--budget", value=text, fix=_FIX)
 
 
+def trial_share(state: str, attrs: dict[str, Any], last_step: int | None) -> float:
+    """What one trial uses up of a trial budget, in full-trial equivalents. Never run (infeasible) or
+    to be run again (interrupted): 0. Stopped early (PRUNED): the fraction of its training it ran,
+    from its own step count when it recorded one, else from its last intermediate value's progress
+    (samples seen) over its planned samples. Everything else (finished, failed, running): 1."""
+    if attrs.get("exit_class") in ("infeasible", "interrupted"):
+        return 0.0
+    if state != "PRUNED":
+        return 1.0
+    steps, total = attrs.get("steps"), attrs.get("total_steps")
+    if steps and total:
+        return min(1.0, float(steps) / float(total))
+    planned = attrs.get(PLANNED_SAMPLES)
+    if last_step and planned:
+        return min(1.0, float(last_step) / float(planned))
+    return 1.0
+
+
 @dataclass
 class Ledger:
     """What a study has spent against its budget, as recorded in the study by every driver (the
     gate keeps it current: tuner/study/gate.py), and the rule for what it can still pay for."""
 
     budget: Budget
-    finished_trials: int = 0
+    trials_used: float = 0.0  # full-trial equivalents of finished trials (trial_share)
     wall_s: float = 0.0  # wall time charged so far
     gpu_s: float = 0.0  # GPU- (or process-) seconds charged so far
     durations: list[float] = field(default_factory=list)  # wall seconds of finished trials
@@ -96,7 +120,7 @@ class Ledger:
         """Spent so far in the budget's unit. `session_s`: wall seconds not charged yet; `running`:
         trial -> (seconds not charged yet, GPUs or processes)."""
         if self.budget.kind == "trials":
-            return float(self.finished_trials + len(running))
+            return self.trials_used + len(running)
         if self.budget.kind == "wall":
             return self.wall_s + session_s
         return self.gpu_s + sum(elapsed * processes for elapsed, processes in running.values())
@@ -123,7 +147,7 @@ class Ledger:
     def from_dict(cls, data: dict[str, Any], budget: Budget | None = None) -> Ledger:
         return cls(
             budget or Budget.from_dict(data["budget"]),
-            int(data.get("finished_trials", 0)),
+            float(data.get("trials_used", data.get("finished_trials", 0))),
             float(data.get("wall_s", 0.0)),
             float(data.get("gpu_s", 0.0)),
             [float(d) for d in data.get("durations", [])],

@@ -63,14 +63,14 @@ class BudgetGate:
         """Spent so far in the budget's unit: what the study has recorded, plus this driver's share
         since its last charge."""
         if self.ledger.budget.kind == "trials":
-            return float(self.store.count_trials())
+            return self.store.trials_used()
         wall, running = self._uncharged(self._now())
         return self.ledger.spent(session_s=wall, running=running)
 
     def can_start(self) -> bool:
         budget = self.ledger.budget
         if budget.kind == "trials":  # counted in the study: several drivers may share it
-            return self.store.count_trials() + 1 <= budget.amount
+            return self.store.trials_used() + 1 <= budget.amount + 1e-9  # a whole trial's worth left
         self.tick()
         wall, running = self._uncharged(self._now())
         return self.ledger.can_start(session_s=wall, running=running, processes=self.processes)
@@ -108,9 +108,9 @@ class BudgetGate:
         if counts:
             self._pending_durations.append(round(wall_s, 3))
         with self._lock:
-            self._charge(gpu_s=gpu_s, wall_s=0.0, finished_trials=self.store.count_trials(finished_only=True))
+            self._charge(gpu_s=gpu_s, wall_s=0.0, trials_used=self.store.trials_used(finished_only=True))
 
-    def _charge(self, *, gpu_s: float, wall_s: float, finished_trials: int | None = None) -> None:
+    def _charge(self, *, gpu_s: float, wall_s: float, trials_used: float | None = None) -> None:
         """Add to the study's spend (with the durations not yet recorded) and take its new totals."""
         durations, self._pending_durations = self._pending_durations, []
         self._apply(
@@ -119,7 +119,7 @@ class BudgetGate:
                 wall_s=wall_s,
                 durations=durations,
                 budget=self.ledger.budget,
-                finished_trials=finished_trials,
+                trials_used=trials_used,
             )
         )
 
@@ -127,7 +127,7 @@ class BudgetGate:
         self.ledger.gpu_s = float(spent.get("gpu_s", 0.0))
         self.ledger.wall_s = float(spent.get("wall_s", 0.0))
         self.ledger.durations = [float(d) for d in spent.get("durations", [])]
-        self.ledger.finished_trials = int(spent.get("finished_trials", self.ledger.finished_trials))
+        self.ledger.trials_used = float(spent.get("trials_used", self.ledger.trials_used))
 
     def save(self) -> None:
         """Charge everything spent so far (the study's end, an interrupt)."""

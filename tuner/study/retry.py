@@ -9,10 +9,16 @@ from tuner.study.store import StudyStore
 log = logging.getLogger(__name__)
 
 
+# Failures run again with the same parameters: their cause may pass. Never an OOM (the sampler
+# learns the point is infeasible instead) or a `metric_missing` (the same block misses the metric
+# again); interrupted trials are requeued by recovery.py.
+RETRIED = frozenset({"crashed", "timeout", "killed"})
+
+
 class RetryPolicy:
-    """Crashed, hung or killed trials run again up to `retries` times with the same parameters; an OOM is
-    never retried (the same parameters would run out of memory again): the sampler learns instead
-    that the point is infeasible."""
+    """Crashed, hung or killed trials run again up to `retries` times with the same parameters; an OOM or
+    a missing metric is never retried (the same parameters would fail the same way): for an OOM the
+    sampler learns instead that the point is infeasible."""
 
     def __init__(self, store: StudyStore, retries: int = 0) -> None:
         self.store, self.retries = store, retries
@@ -20,7 +26,7 @@ class RetryPolicy:
     def after(self, number: int, exit_class: str) -> None:
         if exit_class == "oom":
             self._mark_infeasible(number)
-        elif exit_class in ("crashed", "timeout", "killed"):
+        elif exit_class in RETRIED:
             self._maybe_retry(number)
 
     def _maybe_retry(self, number: int) -> None:

@@ -11,16 +11,20 @@ if TYPE_CHECKING:
 
     from tuner.config.space import SearchSpace
 
-SAMPLERS = ("tpe", "gp", "random", "grid", "cmaes")
+SAMPLERS = ("auto", "tpe", "gp", "random", "grid", "cmaes")
 
 
 def make_sampler(
     name: str, seed: int | None, space: SearchSpace, startup_trials: int | None = None
 ) -> optuna.samplers.BaseSampler:
     """Samplers by name. TPE and GP read the trials' constraints (Optuna 5 `set_constraint`), so
-    points tuner marks infeasible (OOM, broken space constraints) steer them away."""
+    points tuner marks infeasible (OOM, broken space constraints) steer them away. `auto` is
+    `default_sampler`: with the startup trials default_startup_trials(budget) gives (what
+    prepare_study passes unless --startup-trials is given) it is exactly default_sampler's sampler."""
     import optuna
 
+    if name == "auto":
+        return _auto_sampler(space.distributions(), 10 if startup_trials is None else startup_trials, seed)
     startup = {} if startup_trials is None else {"n_startup_trials": startup_trials}
     if name == "tpe":  # constant liar: concurrent trials (and drivers) do not all pile on one point
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True, **startup)
@@ -33,6 +37,98 @@ def make_sampler(
     if name == "grid":
         return _study_grid()(grid_points(space), seed=seed)
     raise ConfigError("is not a sampler", key="--sampler", value=name, fix=f"use one of {', '.join(SAMPLERS)}")
+
+
+GP_MAX_TRIALS = 100  # past this many finished trials the default hands over to TPE (GP's cost grows cubically)
+
+
+def default_sampler(
+    space: dict[str, optuna.distributions.BaseDistribution], budget: int | None, seed: int | None
+) -> optuna.samplers.BaseSampler:
+    """The sampler `tune start` builds by default (`--sampler auto`), for any outside benchmark too.
+
+    `space`: the study's Optuna distributions by name; `budget`: its trial count (None when the
+    budget is wall time or GPU-hours); `seed`: the sampler's seed. Chosen by bench/default_sampler.py
+    (docs/benchmarks.md, 2c): Optuna's GPSampler while the study is a short one of full trials, TPE
+    otherwise. Each trial is proposed by:
+    - GP (`GPSampler`) when every parameter is numeric, no trial is PRUNED (GP learns only from
+      COMPLETE trials: ASHA's stops and tuner's OOM / infeasible markers are PRUNED, TPE reads them),
+      and fewer than GP_MAX_TRIALS trials have finished;
+    - TPE otherwise: Optuna 5's multivariate TPE with constant liar (concurrent trials and drivers
+      spread out).
+    Both sample `default_startup_trials` points at random first (a quarter of a trial budget, 3..10;
+    10 without one) and read the trials' constraints (Optuna 5 `set_constraint`)."""
+    return _auto_sampler(space, startup_trials_for(budget), seed)
+
+
+def startup_trials_for(budget: int | None) -> int:
+    """Random trials before a model: a quarter of a trial budget, 3..10; Optuna's 10 without one."""
+    return 10 if budget is None else min(10, max(3, budget // 4))
+
+
+def _auto_sampler(
+    space: dict[str, optuna.distributions.BaseDistribution], startup: int, seed: int | None
+) -> optuna.samplers.BaseSampler:
+    """default_sampler's choice with an explicit number of startup trials (`--startup-trials`)."""
+    import optuna
+
+    tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup)
+    numeric = all(not isinstance(d, optuna.distributions.CategoricalDistribution) for d in space.values())
+    if not numeric:
+        return tpe
+    gp = optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
+    return _gp_then_tpe()(gp, tpe)
+
+
+def _gp_then_tpe() -> type:
+    """GP while the study has only full trials and few of them, TPE from then on (built lazily)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    class GPThenTPE(optuna.samplers.BaseSampler):
+        """Delegates each trial, from `before_trial` to `after_trial`, to one of two samplers."""
+
+        def __init__(self, gp: optuna.samplers.BaseSampler, tpe: optuna.samplers.BaseSampler) -> None:
+            self.gp, self.tpe = gp, tpe
+            self._by_trial: dict[int, optuna.samplers.BaseSampler] = {}
+
+        def choose(self, study: optuna.Study) -> optuna.samplers.BaseSampler:
+            """GP unless a trial was PRUNED or GP_MAX_TRIALS trials have finished."""
+            finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            if len(finished) >= GP_MAX_TRIALS or any(t.state == TrialState.PRUNED for t in finished):
+                return self.tpe
+            return self.gp
+
+        def _for(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
+            if trial._trial_id not in self._by_trial:
+                self._by_trial[trial._trial_id] = self.choose(study)
+            return self._by_trial[trial._trial_id]
+
+        def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            self._by_trial[trial._trial_id] = self.choose(study)
+            self._by_trial[trial._trial_id].before_trial(study, trial)
+
+        def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+            return self._for(study, trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(
+            self, study: optuna.Study, trial: optuna.trial.FrozenTrial, search_space: dict[str, Any]
+        ) -> dict[str, Any]:
+            return self._for(study, trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(
+            self, study: optuna.Study, trial: optuna.trial.FrozenTrial, name: str, distribution: Any
+        ) -> Any:
+            return self._for(study, trial).sample_independent(study, trial, name, distribution)
+
+        def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: Any, values: Any) -> None:
+            self._by_trial.pop(trial._trial_id, self.tpe).after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            self.gp.reseed_rng()
+            self.tpe.reseed_rng()
+
+    return GPThenTPE
 
 
 def _study_grid() -> type:
@@ -86,9 +182,12 @@ def default_startup_trials(budget: Any) -> int:
     mostly (or wholly) random; bench/search.py found 5 startup trials beat 10 at 30 trials on both
     synthetic functions. So: a quarter of a trial budget, 3 to 10; Optuna's 10 when the budget is
     time or GPU-hours (the trial count is unknown)."""
-    if getattr(budget, "kind", None) != "trials":
-        return 10
-    return min(10, max(3, int(budget.amount) // 4))
+    return startup_trials_for(trial_count(budget))
+
+
+def trial_count(budget: Any) -> int | None:
+    """A study budget's trial count (`tuner.study.budget.Budget`), None for time or GPU-hours."""
+    return int(budget.amount) if getattr(budget, "kind", None) == "trials" else None
 
 
 def driver_seed(attrs: dict[str, Any], seed: int, trials_so_far: int) -> int:

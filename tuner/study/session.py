@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from tuner.config.block import Block
+from tuner.config.memory_check import MemoryCheck, refit_from_trials
 from tuner.config.space import SearchSpace
 from tuner.errors import TunerError
-from tuner.study.budget import Ledger
+from tuner.study.budget import PLANNED_SAMPLES, Ledger
 from tuner.study.disk import free_weights
 from tuner.study.gate import BudgetGate
 from tuner.study.outcome import Outcome, exit_class_of, outcome_attrs, read_json, state_of
@@ -72,6 +73,7 @@ class StudySession:
         self.interrupted = False  # Ctrl-C / SIGTERM: start nothing more
         self._clock = clock
         self.outcomes: list[Outcome] = []
+        self._planned: set[int] = set()  # trials whose planned samples are recorded (the budget's unit)
         self._weightless: set[int] = set()  # finished trials whose weights are gone (see prune_weights)
         self.fatal: TunerError | None = None  # a storage failure: the study must stop
         self.space_exhausted = False  # every point of a finite space (the grid) has been started
@@ -79,6 +81,9 @@ class StudySession:
         # Ends a trial's processes on its other nodes (set by the driver for multi-node trials).
         self.stop_elsewhere: Callable[[Path, dict[str, Any]], None] | None = None
         self._distributions = space.distributions()
+        gib = self.shape.gpu_memory_gib
+        limit = int(gib * 2**30) if gib and self.shape.gpus_per_trial else None  # no check on the CPU
+        self._memory = MemoryCheck(block, limit, self.shape.gpus_per_node, self.shape.nodes_per_trial)
 
     @property
     def running(self) -> dict[int, float]:
@@ -118,22 +123,30 @@ class StudySession:
         if self.store.sampler_exhausted():
             self.space_exhausted = True
             return None
+        margin = refit_from_trials([t.user_attrs for t in self.store.trials()]) if self._memory.shape else None
         for _ in range(MAX_INFEASIBLE_IN_A_ROW):
             number, params, attrs = self.store.ask_with_attrs(self._distributions)
-            violation = self.space.violation(params, self.block, self.gate.processes)
+            violation, constraint = self.space.violation(params, self.block, self.gate.processes), "global_batch_size"
+            verdict = self._memory.verdict(params, margin) if violation is None else None
+            if verdict is not None and not verdict.fits:
+                violation, constraint = verdict.reason(), "memory"
             if violation is None:
-                return self._start(number, params, attrs.get("resume_from"))
+                ticket = self._start(number, params, attrs.get("resume_from"))
+                if verdict is not None:
+                    self.store.set_trial_attrs(number, verdict.attrs())
+                return ticket
             # Not run: costs nothing, and the sampler learns the region is infeasible.
             self.store.tell(
                 number,
                 "PRUNED",
-                attrs={"exit_class": "infeasible", "reason": violation},
-                infeasible="global_batch_size",
+                attrs={"exit_class": "infeasible", "reason": violation, **(verdict.attrs() if verdict else {})},
+                infeasible=constraint,
             )
             log.info("trial %d not run: %s", number, violation)
         raise TunerError(
             f"the last {MAX_INFEASIBLE_IN_A_ROW} sampled trials all broke the space's constraints; "
-            "widen evolving.global_batch_size or the batch-size choices"
+            "widen evolving.global_batch_size or the batch-size choices, or, where they did not fit the "
+            "GPU's memory (`tune check` shows the estimate), narrow per_device_train_batch_size"
         )
 
     def _start(self, number: int, params: dict[str, Any], resume_from: str | None = None) -> Ticket:
@@ -163,7 +176,12 @@ class StudySession:
         self.running[number] = self._clock()
         return Ticket(number, params, paths, gbs, resume_from)
 
-    def on_eval(self, number: int, value: float, samples: int) -> None:
+    def on_eval(self, number: int, value: float, samples: int, planned: int | None = None) -> None:
+        """An intermediate value at `samples` seen. `planned`: the samples the trial sees if it runs
+        to its end, recorded once: a trial stopped early uses up only that fraction of a trial budget."""
+        if planned and number not in self._planned:
+            self.store.set_trial_attrs(number, {PLANNED_SAMPLES: int(planned)})
+            self._planned.add(number)
         if math.isfinite(value):
             self.store.report(number, value, samples)
 

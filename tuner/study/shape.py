@@ -19,6 +19,7 @@ class RunShape:
     retries: int = 0
     keep_best: int = 1
     scheduler: str = "asha"
+    gpu_memory_gib: float | None = None  # memory of one GPU of a trial; None: no memory check (CPU)
 
     @property
     def processes(self) -> int:

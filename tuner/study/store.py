@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from tuner.errors import ConfigError
 from tuner.redact import Redactor, redact_url
+from tuner.study.budget import trial_share
 from tuner.study.storage import open_storage, writing
 
 if TYPE_CHECKING:
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
 
 log = logging.getLogger(__name__)
+
+# Marks a trial copied from another study by a warm start (a user attr, shown in the dashboard).
+WARM_START_ATTR = "warm_start_from"
 
 
 class StudyStore:
@@ -93,7 +97,7 @@ class StudyStore:
         wall_s: float,
         durations: list[float],
         budget: Any,
-        finished_trials: int | None = None,
+        trials_used: float | None = None,
     ) -> dict[str, Any]:
         """Add to what the study has spent, atomically across drivers (read, add, write under the
         study's lock), and return the new totals. Increments, never a driver's own total: the last
@@ -104,8 +108,8 @@ class StudyStore:
             spent["wall_s"] = round(float(spent.get("wall_s", 0.0)) + wall_s, 3)
             spent["durations"] = [*spent.get("durations", []), *durations]
             spent["budget"] = budget.to_dict()
-            if finished_trials is not None:
-                spent["finished_trials"] = finished_trials
+            if trials_used is not None:  # the study's own count, not an increment (see trials_used)
+                spent["trials_used"] = round(trials_used, 3)
             self.set_attrs({"spent": spent})
         return spent
 
@@ -259,19 +263,24 @@ class StudyStore:
                 connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 connection.commit()
 
-    def count_trials(self, *, finished_only: bool = False) -> int:
-        """Trials that use up a trial budget: started (or finished) ones, without infeasible points
-        (never run) and interrupted ones (they run again)."""
+    def trials_used(self, *, finished_only: bool = False) -> float:
+        """What the study's trials use up of a trial budget, in full-trial equivalents (`trial_share`:
+        a trial stopped early counts the fraction it ran; infeasible and interrupted ones nothing)."""
         states = {"COMPLETE", "PRUNED", "FAIL"} | (set() if finished_only else {"RUNNING"})
         return sum(
-            1
-            for t in self.trials()
-            if t.state.name in states and t.user_attrs.get("exit_class") not in ("infeasible", "interrupted")
+            trial_share(t.state.name, t.user_attrs, t.last_step) for t in self.trials() if t.state.name in states
         )
 
-    def trials(self) -> list[optuna.trial.FrozenTrial]:
+    def trials(self, *, warm: bool = False) -> list[optuna.trial.FrozenTrial]:
+        """This study's trials. Warm-start copies (another study's trials, history for the sampler:
+        tuner/study/warm.py) only with `warm=True`: budgets, best, promote and disk never see them."""
         with writing(self.url, "read trials"):
-            return self.study.get_trials(deepcopy=False)
+            trials = self.study.get_trials(deepcopy=False)
+        return trials if warm else [t for t in trials if WARM_START_ATTR not in t.user_attrs]
+
+    def add_trials(self, trials: list[optuna.trial.FrozenTrial]) -> None:
+        with writing(self.url, "add warm-start trials"):
+            self.study.add_trials(trials)
 
     def best(self) -> optuna.trial.FrozenTrial | None:
         from optuna.trial import TrialState

@@ -1,9 +1,11 @@
 """Start one trial's LLaMA-Factory training under torchrun; stop it and everything it spawned.
 
-What runs is exactly what `llamafactory-cli train <yaml>` runs with FORCE_TORCHRUN=1 (torchrun over
-LLaMA-Factory's launcher.py, the same environment), minus the CLI's own process: it imports torch,
-transformers and LLaMA-Factory only to build the torchrun command line, ≈ 3 s per trial
-(docs/benchmarks.md). A user reproduces a trial by hand with `llamafactory-cli train <its yaml>`.
+What runs is what `llamafactory-cli train <yaml>` runs with FORCE_TORCHRUN=1 (torchrun, the same
+environment, LLaMA-Factory's `run_exp`), minus the CLI's own process: it imports torch, transformers
+and LLaMA-Factory only to build the torchrun command line, ≈ 3 s per trial (docs/benchmarks.md).
+torchrun starts tuner's entry module instead of LLaMA-Factory's launcher.py, to add tuner's
+callbacks (tuner/trial/lf_entry.py). A user reproduces a trial by hand with
+`llamafactory-cli train <its yaml>` (the same training; only the intermediate evals differ).
 
 The only module that starts processes. The child runs in its own process group
 (`start_new_session=True`), so stopping a trial kills torchrun and all its workers: nothing is left
@@ -71,20 +73,19 @@ class LaunchSpec:
     master_addr: str = "127.0.0.1"
 
 
-def launcher_path() -> str:
-    """LLaMA-Factory's launcher.py, the script its CLI hands to torchrun (found without importing it)."""
+def require_llamafactory() -> None:
+    """Fail before launch, with the fix, when this environment lacks LLaMA-Factory (found without importing it)."""
     import importlib.util
 
-    found = importlib.util.find_spec("llamafactory")
-    places = list(found.submodule_search_locations or []) if found else []
-    script = Path(places[0]) / "launcher.py" if places else None
-    if script is None or not script.exists():
+    if importlib.util.find_spec("llamafactory") is None:
         raise LaunchError(f"llamafactory is not installed for {sys.executable}; run ./install.sh (README.md)")
-    return str(script)
 
 
 def train_argv(spec: LaunchSpec, master_port: int) -> list[str]:
-    """The torchrun command `llamafactory-cli train` builds (launcher.py of LLaMA-Factory 0.9.5)."""
+    """The torchrun command `llamafactory-cli train` builds (launcher.py of LLaMA-Factory 0.9.5), with
+    tuner's entry module in place of LLaMA-Factory's launcher.py: the same `run_exp`, plus tuner's
+    callbacks (evaluations at the study's progress points; tuner/trial/lf_entry.py)."""
+    require_llamafactory()
     return [
         sys.executable,
         "-m",
@@ -99,7 +100,8 @@ def train_argv(spec: LaunchSpec, master_port: int) -> list[str]:
         spec.master_addr,
         "--master_port",
         str(master_port),
-        launcher_path(),
+        "-m",
+        "tuner.trial.lf_entry",
         str(spec.yaml_path),
     ]
 

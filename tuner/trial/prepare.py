@@ -44,6 +44,8 @@ class TrialRequest:
     # A multi-node trial: the parts on its other nodes, and this (first) node's address they meet at.
     other_nodes: OtherNodes | None = None
     master_addr: str = "127.0.0.1"
+    # The study's progress points (samples seen) every trial evaluates at; () outside a study.
+    progress_points: tuple[int, ...] = ()
 
     @property
     def nnodes(self) -> int:
@@ -72,6 +74,7 @@ def plan(request: TrialRequest) -> tuple[PreparedData, Rendered]:
         resume_from=request.resume_from,
         tokenized_path=tokenized,
         tokenized_cache=shared,
+        progress_points=request.progress_points,
     )
     return data, rendered
 

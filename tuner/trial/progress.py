@@ -1,17 +1,21 @@
-"""Follow a trial while it trains: `output/trainer_log.jsonl` as it grows; final metrics at the end.
+"""Follow a trial while it trains: its training and evaluation logs as they grow; final metrics at the end.
 
-LLaMA-Factory appends one JSON line per log step (loss, lr) and per evaluation (eval_loss), each
-with current_steps / total_steps / epoch. The final values are in `eval_results.json` (or
-`all_results.json`).
+LLaMA-Factory appends one JSON line per log step (loss, lr) to `output/trainer_log.jsonl`, each with
+current_steps / total_steps / epoch; of an evaluation it writes `eval_loss` alone. tuner's callback
+(tuner/trial/lf_entry.py) appends every intermediate evaluation with all its metrics
+(`eval_accuracy`, BLEU/ROUGE, ...) to `output/tuner_evals.jsonl`, in the same shape: evaluations are
+read from there. The final values are in `eval_results.json` (or `all_results.json`).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from tuner.trial.lf_entry import TUNER_EVALS  # tuner's callback writes every metric of every intermediate eval
 
 TRAINER_LOG = "trainer_log.jsonl"
 
@@ -91,8 +95,21 @@ class LogFollower:
         return records
 
 
+class TrialFollower:
+    """A trial's records as they come: training lines of trainer_log.jsonl (its eval lines carry only
+    eval_loss, so their metrics are dropped) and evaluations with every metric from tuner_evals.jsonl."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self._log = LogFollower(output_dir / TRAINER_LOG)
+        self._evals = LogFollower(output_dir / TUNER_EVALS)
+
+    def poll(self) -> list[LogRecord]:
+        training = [replace(r, eval_metrics=None) for r in self._log.poll() if r.loss is not None or not r.is_eval]
+        return training + self._evals.poll()
+
+
 def read_history(output_dir: Path) -> list[LogRecord]:
-    return LogFollower(output_dir / TRAINER_LOG).poll()
+    return TrialFollower(output_dir).poll()
 
 
 def final_metrics(output_dir: Path) -> dict[str, float]:

@@ -19,7 +19,9 @@ from tuner.config.block import Block
 from tuner.trial.dataset import PreparedData
 from tuner.trial.workspace import TrialPaths
 
-EVALS_PER_TRIAL = 4  # intermediate evals, so a scheduler can stop bad trials early (DESIGN 5.4)
+# A trial outside a study (`tune trial`, `tune render`) evaluates at its own quarters; in a study it
+# evaluates at the study's progress points instead (the rungs every trial is compared at).
+EVALS_PER_TRIAL = 4
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Rendered:
     ds_config: dict[str, Any] | None
     total_steps: int
     global_batch_size: int
+    eval_at: tuple[int, ...] = ()  # optimizer steps after which the trial evaluates (its end too, always)
     tokenized_cache: Path | None = None  # shared tokenized copy this trial uses, or fills
 
     @property
@@ -42,6 +45,18 @@ def optimizer_steps(n_train: int, per_device: int, accum: int, nproc: int, epoch
     return max(1, math.ceil(per_epoch * epochs))
 
 
+def eval_steps(progress_points: tuple[int, ...], global_batch_size: int, total_steps: int) -> tuple[int, ...]:
+    """The optimizer steps at which a trial evaluates: for each progress point (samples seen), the first
+    step that reaches it (samples seen = steps x global batch, so within one batch of the point);
+    points the trial never reaches, or reaches only at its last step, are left out (LLaMA-Factory
+    evaluates the end anyway). Without points: the trial's own quarters."""
+    if not progress_points:
+        steps = {math.ceil(total_steps * k / EVALS_PER_TRIAL) for k in range(1, EVALS_PER_TRIAL)}
+    else:
+        steps = {math.ceil(point / max(1, global_batch_size)) for point in progress_points}
+    return tuple(sorted(s for s in steps if 1 <= s < total_steps))
+
+
 def render(
     block: Block,
     paths: TrialPaths,
@@ -54,6 +69,7 @@ def render(
     resume_from: str | None = None,
     tokenized_path: Path | None = None,
     tokenized_cache: Path | None = None,
+    progress_points: tuple[int, ...] = (),
 ) -> Rendered:
     training = block.training
     # Only keys the user set (extras included): LLaMA-Factory's defaults apply to the rest.
@@ -63,7 +79,8 @@ def render(
     accum = int(args.get("gradient_accumulation_steps", training.gradient_accumulation_steps))
     epochs = float(args.get("num_train_epochs", training.num_train_epochs))
     total = optimizer_steps(data.n_train, per_device, accum, nproc, epochs)
-    eval_steps = max(1, math.ceil(total / EVALS_PER_TRIAL))
+    gbs = per_device * accum * max(1, nproc)
+    eval_at = eval_steps(progress_points, gbs, total)
 
     args.update(
         {
@@ -76,11 +93,12 @@ def render(
             "dataset": data.train_name,
             "eval_dataset": data.eval_name,
             "output_dir": str(paths.output_dir),
+            # The final evaluation (do_eval); the intermediate ones come at `eval_at` from tuner's
+            # callback (tuner/trial/lf_entry.py), not at a fixed interval.
             "do_eval": True,
-            "eval_strategy": "steps",
-            "eval_steps": eval_steps,
+            "eval_strategy": "no",
             "per_device_eval_batch_size": args.get("per_device_eval_batch_size", per_device),
-            "logging_steps": min(int(args.get("logging_steps", 10)), eval_steps),
+            "logging_steps": min(int(args.get("logging_steps", 10)), max(1, total // EVALS_PER_TRIAL)),
             "report_to": "none" if block.experiment.wandb_mode == "disabled" else "wandb",
             "disable_tqdm": args.get("disable_tqdm", True),  # progress comes from trainer_log.jsonl
         }
@@ -91,6 +109,7 @@ def render(
     # settings are not a trial's (a trial's output_dir is always fresh)
     for key in (
         "deepspeed",
+        "eval_steps",
         "val_size",
         "max_samples",
         "tokenized_path",
@@ -108,4 +127,4 @@ def render(
         args["data_shared_file_system"] = True
     if training.save_steps is None and "save_strategy" not in args:
         args["save_strategy"] = "no"  # trials keep no checkpoints unless the block asks for them
-    return Rendered(args, ds_config, total, per_device * accum * max(1, nproc), tokenized_cache)
+    return Rendered(args, ds_config, total, gbs, eval_at, tokenized_cache)

@@ -19,8 +19,9 @@ from typing import Any
 from tuner.files import write_json_atomic
 from tuner.trial.classify import classify
 from tuner.trial.launch import LaunchSpec, TrialProcess
+from tuner.trial.lf_entry import EVAL_AT_ENV
 from tuner.trial.prepare import TrialRequest, keep_tokenized, launch_env, prepare
-from tuner.trial.progress import DivergenceGuard, LogFollower, LogRecord, final_metrics
+from tuner.trial.progress import DivergenceGuard, LogRecord, TrialFollower, final_metrics
 from tuner.trial.scrub import scrub_secrets
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def run_trial(
     started = time.monotonic()
     data, rendered = prepare(request)
     env, secret_env = launch_env(request)
+    env[EVAL_AT_ENV] = ",".join(str(step) for step in rendered.eval_at)
     spec = LaunchSpec(
         request.paths.yaml,
         request.paths.train_log,
@@ -89,7 +91,7 @@ def run_trial(
         process = TrialProcess(spec).start()
         if others is not None:
             others.start(spec, process.master_port)
-        follower = LogFollower(request.paths.output_dir / "trainer_log.jsonl")
+        follower = TrialFollower(request.paths.output_dir)
         guard = DivergenceGuard()
         first_record_at: float | None = None
         last_record_at = 0.0
@@ -140,7 +142,9 @@ def run_trial(
     if value is None and returncode == 0 and last is not None and last.eval_metrics:
         value = last.eval_metrics.get(metric)
     stop_reason = process.stop_reason if process.stop_reason != "cleanup" else None
-    exit_class, reason = classify(returncode, stop_reason, value, tail, process.errors)
+    exit_class, reason = classify(
+        returncode, stop_reason, value, tail, process.errors, metric=metric, written=sorted(metrics)
+    )
     result = TrialResult(
         exit_class=exit_class,
         metric=metric,
@@ -165,7 +169,7 @@ def run_trial(
 
 
 def _follow(
-    follower: LogFollower,
+    follower: TrialFollower,
     guard: DivergenceGuard,
     on_record: OnRecord | None,
     should_stop: Callable[[], str | None] | None,
