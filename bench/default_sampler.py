@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import statistics
@@ -27,6 +28,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,25 @@ def run_one(task: Task, make: Callable[..., Any], budget: int, seed: int) -> dic
         best = min(best, value)
         curve.append(best)
     return {"best": best, "regret": task.regret(best), "curve": curve, "cpu_s": time.process_time() - started}
+
+
+def _quiet() -> None:
+    """One thread for torch (GP), no Optuna chatter: in the main process and in each worker."""
+    import optuna
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    logging.getLogger("optuna").setLevel(logging.ERROR)
+
+
+def _job(job: tuple[str, str, int, int], quick: bool) -> list[dict[str, Any]]:
+    """All seeds of one (task, strategy, budget); rebuilds the task by name (works in a worker)."""
+    task_name, strategy, budget, seeds = job
+    task = synthetic_task(task_name) if quick else all_tasks(lambda _: None, (task_name,))[0]
+    make = strategies()[strategy]
+    return [run_one(task, make, budget, seed) for seed in range(seeds)]
 
 
 def ranks(values: list[float]) -> list[float]:
@@ -144,14 +165,12 @@ def main() -> None:
     parser.add_argument(
         "--strategies", default="optuna-tpe,random,gp,tpe-q,default", help=f"of: {', '.join(STRATEGY_NAMES)}"
     )
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes (one per core)")
     parser.add_argument("--quick", action="store_true", help="Branin, 2 seeds, 6 trials; writes nothing")
     args = parser.parse_args()
     import optuna
-    import torch
 
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    _quiet()
     lines: list[str] = []
 
     def log(line: str) -> None:
@@ -161,27 +180,34 @@ def main() -> None:
     if args.quick:
         tasks, budgets, seeds = [synthetic_task("branin")], [6], 2
     else:
-        names_wanted = tuple(args.tasks.split(",")) if args.tasks else TASKS
-        tasks, budgets, seeds = all_tasks(log, names_wanted), [int(b) for b in args.budgets.split(",")], args.seeds
-    makers = strategies()
-    names = [n for n in makers if n in args.strategies.split(",")]
+        wanted = tuple(args.tasks.split(",")) if args.tasks else TASKS
+        tasks, budgets, seeds = all_tasks(log, wanted), [int(b) for b in args.budgets.split(",")], args.seeds
+    names = [n for n in STRATEGY_NAMES if n in args.strategies.split(",")]
     log(f"optuna {optuna.__version__}, python {platform.python_version()}, {platform.machine()}, seeds 0..{seeds - 1}")
     started = time.monotonic()
+    # budget-free strategies run once, at the largest budget; the smaller budgets read its curve
+    jobs = [
+        (t.name, n, b, seeds) for t in tasks for n in names for b in (budgets if n in BUDGET_AWARE else [max(budgets)])
+    ]
+    by_name = {t.name: t for t in tasks}
+    pool = ProcessPoolExecutor(args.jobs, initializer=_quiet) if args.jobs > 1 else None
+    results = pool.map(_job, jobs, [args.quick] * len(jobs)) if pool else (_job(j, args.quick) for j in jobs)
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for task in tasks:
-        for n in names:  # budget-free strategies run once, at the largest budget; smaller ones read its curve
-            for budget in budgets if n in BUDGET_AWARE else [max(budgets)]:
-                studies = [run_one(task, makers[n], budget, seed) for seed in range(seeds)]
-                for b in budgets if n not in BUDGET_AWARE else [budget]:
-                    cut = [{**r, "best": r["curve"][b - 1], "regret": task.regret(r["curve"][b - 1])} for r in studies]
-                    runs.setdefault(f"{task.name}@{b}", {})[n] = cut
-        cpu = ", ".join(
-            f"{n} {statistics.mean(r['cpu_s'] for r in runs[f'{task.name}@{max(budgets)}'][n]):.1f}" for n in names
-        )
-        log(f"{task.name}: done at {time.monotonic() - started:.0f} s (cpu s per {max(budgets)}-trial study: {cpu})")
+    cpu_total = 0.0
+    for (task_name, n, budget, _), studies in zip(jobs, results, strict=True):
+        task = by_name[task_name]
+        cpu_total += sum(r["cpu_s"] for r in studies)
+        for b in budgets if n not in BUDGET_AWARE else [budget]:
+            cut = [{**r, "best": r["curve"][b - 1], "regret": task.regret(r["curve"][b - 1])} for r in studies]
+            runs.setdefault(f"{task.name}@{b}", {})[n] = cut
+        if budget == max(budgets):
+            cpu = statistics.mean(r["cpu_s"] for r in studies)
+            log(f"{task_name} {n}: done at {time.monotonic() - started:.0f} s ({cpu:.1f} cpu s per {budget}-trial run)")
+    if pool:
+        pool.shutdown()
     summary = summarize(runs, names)
     report(summary, names, log)
-    log(f"wall time {time.monotonic() - started:.0f} s")
+    log(f"wall time {time.monotonic() - started:.0f} s, {cpu_total:.0f} cpu s in the studies ({args.jobs} jobs)")
     overall = summary["overall"]
     ratio = overall["default"]["median_regret"] / overall["optuna-tpe"]["median_regret"]
     log(f"median normalized regret, default / optuna-tpe: {ratio:.2f}")

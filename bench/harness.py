@@ -2,9 +2,10 @@
 Python objective instead of LLaMA-Factory, so search strategies can be compared on hundreds of cheap
 trials. Used by bench/search.py and bench/ray_anchor.py.
 
-An objective is `f(params, fidelity) -> value`; a trial evaluates it at fidelities 1..steps,
-reporting each value against "samples seen" exactly like a training trial, so ASHA sees the same
-signal it sees from LLaMA-Factory.
+An objective is `f(params, fidelity) -> value`; a trial evaluates it at the study's progress points
+(the rungs, `SchedulerSettings.progress_points`, in fidelity units) and at its end, reporting against
+"samples seen" with its planned length exactly like a training trial, so the pruner and the trial
+budget (full-trial equivalents) see what they see from LLaMA-Factory.
 """
 
 from __future__ import annotations
@@ -68,16 +69,16 @@ class Run:
     pruned: int
 
 
-def make_trainable(objective: Objective, steps: int) -> Callable[[dict[str, Any]], None]:
+def make_trainable(objective: Objective, steps: int, points: tuple[int, ...]) -> Callable[[dict[str, Any]], None]:
     def trainable(config: dict[str, Any]) -> None:
         from ray import tune
 
-        from tuner.orchestrate.plan import OBJECTIVE, PROGRESS
+        from tuner.orchestrate.plan import OBJECTIVE, PLANNED, PROGRESS
 
-        value = float("nan")
-        for fidelity in range(1, steps + 1):
+        for fidelity in points:
             value = objective(config["params"], fidelity)
-            tune.report({OBJECTIVE: value, PROGRESS: fidelity, "step": fidelity})
+            tune.report({OBJECTIVE: value, PROGRESS: fidelity, PLANNED: steps, "step": fidelity})
+        value = objective(config["params"], steps)
         tune.report(
             {
                 "final": True,
@@ -128,14 +129,16 @@ def run_study(
             reuse_actors=True,
         )
         started = time.perf_counter()
-        driver.run(session, block, {}, plan, lambda: None, trainable=make_trainable(objective, steps))
+        trainable = make_trainable(objective, steps, plan.scheduler.progress_points())
+        driver.run(session, block, {}, plan, lambda: None, trainable=trainable)
         wall = time.perf_counter() - started
         finished = sorted(
             (t for t in store.trials() if t.state.name in ("COMPLETE", "PRUNED")), key=lambda t: t.datetime_complete
         )
         best, compute, spent, so_far = [], [], 0.0, float("inf")
         for t in finished:
-            spent += max(t.intermediate_values) if t.intermediate_values else steps
+            stopped_early = t.state.name == "PRUNED" and t.intermediate_values
+            spent += max(t.intermediate_values) if stopped_early else steps
             if t.state.name == "COMPLETE" and t.value is not None:
                 so_far = min(so_far, t.value)
             best.append(so_far)

@@ -65,14 +65,18 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=9)
     parser.add_argument("--functions", default="branin,hartmann3")
+    parser.add_argument(
+        "--strategies", default=",".join(STRATEGIES), help="comma-separated, of " + ",".join(STRATEGIES)
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "search.json"))
     args = parser.parse_args()
+    strategies = args.strategies.split(",")
     results: dict[str, list[dict]] = {}
     summary = {}
     for name in args.functions.split(","):
         function, params = FUNCTIONS[name]
         runs = []
-        for strategy in STRATEGIES:
+        for strategy in strategies:
             for seed in range(args.seeds):
                 run = run_study(
                     lambda p, f, fn=function: fn(p, f, args.steps), params, strategy, seed, args.trials, args.steps
@@ -95,7 +99,7 @@ def main() -> None:
         results[name] = runs
         best_any = min(r["best"][-1] for r in runs)
         target = best_any + 0.02 * abs(best_any)
-        for strategy in STRATEGIES:
+        for strategy in strategies:
             mine = [r for r in runs if r["strategy"] == strategy]
             reach = [compute_to_reach(r, target) for r in mine]
             got = [c for c in reach if c is not None]
@@ -119,7 +123,7 @@ def main() -> None:
         best_any = min(r["best"][-1] for r in runs)
         budget = statistics.median(r["compute"][-1] for r in runs if r["strategy"] == "tpe-s5+asha")
         regret = {}
-        for strategy in STRATEGIES:
+        for strategy in strategies:
             values = [best_at(r, budget) - best_any for r in runs if r["strategy"] == strategy]
             regret[strategy] = statistics.median(values)
         summary[f"{name}/regret_at_{budget:g}_units"] = regret

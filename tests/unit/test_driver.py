@@ -16,7 +16,7 @@ class FakeSession:
             raise StorageError("study storage sqlite:///x: cannot start a trial: disk I/O error")
         return None
 
-    def on_eval(self, number, value, samples):
+    def on_eval(self, number, value, samples, planned=None):
         self.events.append(("eval", number, value, samples))
 
     def on_complete(self, number, final, error=None):

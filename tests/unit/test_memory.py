@@ -12,7 +12,7 @@ import pytest
 
 from tuner.config.block import load_block
 from tuner.config.machine import gpu_memory_bytes
-from tuner.config.memory import GIB, ModelShape, Run, estimate, model_shape, read_model_shape, zero3_model_states
+from tuner.config.memory import GIB, Run, estimate, model_shape, read_model_shape, zero3_model_states
 from tuner.config.memory_check import Margin, MemoryCheck, parse_memory, refit, refit_from_trials, run_for, worst_corner
 from tuner.config.space import build_space
 from tuner.errors import ConfigError

@@ -144,3 +144,17 @@ def test_cluster_concurrency_follows_the_clusters_gpus(monkeypatch):
     gpus.clear()  # every GPU node left: one trial is still let through, and waits for resources
     assert capacity() == 1
     assert cluster.ClusterCapacity(gpus_per_trial=0, every_s=0)() == 1
+
+
+def test_a_gpu_study_records_its_gpus_memory_for_the_memory_check(gpu_node, block8):
+    """The limit the memory estimate is held against: nvidia-smi's (80 GiB on the simulated node),
+    --gpu-memory where the driver cannot see the GPUs, none for CPU trials; resume keeps it."""
+    gpu_node(8)
+    shape, _, _ = resolve_shape(FLAGS, block8, NODE_8, None)
+    assert shape.gpu_memory_gib == 80
+    given, _, _ = resolve_shape({**FLAGS, "gpu_memory_gib": 141.0}, block8, NODE_8, None)
+    assert given.gpu_memory_gib == 141.0
+    cpu, _, _ = resolve_shape({**FLAGS, "gpus_per_trial": 0}, block8, NODE_8, None)
+    assert cpu.gpu_memory_gib is None
+    resumed, changes, _ = resolve_shape(FLAGS, block8, NODE_8, RunShape.from_dict(shape.to_dict()))
+    assert resumed.gpu_memory_gib == 80 and changes == []

@@ -120,6 +120,17 @@ WarmRerunOpt = Annotated[
 ]
 
 
+GpuMemoryOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--gpu-memory",
+        help="Memory of one GPU (80GiB, 141GB) for the per-GPU memory estimate, where nvidia-smi cannot "
+        "see the GPUs (a cluster's). Default: what nvidia-smi reports; no GPU: no limit. A sampled "
+        "configuration predicted not to fit is recorded PRUNED infeasible without running.",
+    ),
+]
+
+
 def load_block_or_demo(config: Path | None) -> Block:
     from tuner.config.block import load_block
 

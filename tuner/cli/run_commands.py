@@ -17,6 +17,7 @@ from tuner.cli.options import (
     AllowChangesOpt,
     ConcurrencyOpt,
     ConfigOpt,
+    GpuMemoryOpt,
     GpusOpt,
     JoinOpt,
     KeepBestOpt,
@@ -47,14 +48,7 @@ if TYPE_CHECKING:
 def check(
     config: ConfigOpt = None,
     space: SpaceOpt = None,
-    gpu_memory: Annotated[
-        str | None,
-        typer.Option(
-            "--gpu-memory",
-            help="Memory of one GPU (80GiB, 141GB) for the memory estimate, where nvidia-smi cannot "
-            "see the GPUs (a cluster's). Default: what nvidia-smi reports; no GPU: no limit.",
-        ),
-    ] = None,
+    gpu_memory: GpuMemoryOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Preflight a block: print every problem at once, and the peak GPU memory per configuration; exit 2 on errors."""
@@ -202,6 +196,7 @@ def start(
     warm_start: WarmStartOpt = None,
     warm_start_storage: WarmStorageOpt = None,
     warm_start_rerun: WarmRerunOpt = None,
+    gpu_memory: GpuMemoryOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run a study: sample parameters, run real trials on Ray, record everything in the Optuna study.
@@ -237,6 +232,7 @@ def start(
             keep_best=keep_best,
             join=join,
             warm_start=warm_source(warm_start, warm_start_storage, warm_start_rerun),
+            gpu_memory=gpu_memory,
         ),
     )
 

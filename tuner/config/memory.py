@@ -80,8 +80,8 @@ class ModelShape:
 def model_shape(config: dict[str, Any], *, file: str = "config.json") -> ModelShape:
     """A ModelShape from a Hugging Face `config.json` mapping (a multimodal one's `text_config`)."""
     config = config.get("text_config") or config
-    missing = [k for k in ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "vocab_size")
-               if not isinstance(config.get(k), int)]  # fmt: skip
+    required = ("hidden_size", "num_hidden_layers", "intermediate_size", "num_attention_heads", "vocab_size")
+    missing = [k for k in required if not isinstance(config.get(k), int)]
     if missing:
         raise ConfigError(
             f"lacks {missing}: not a decoder-only transformer config tuner can estimate",

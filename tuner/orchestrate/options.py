@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tuner.config.memory_check import parse_memory
 from tuner.errors import ConfigError
 from tuner.orchestrate.plan import SCHEDULERS
 from tuner.redact import redact_url
@@ -38,6 +39,7 @@ class StartOptions:
     keep_best: int | None = None
     join: bool = False  # run next to the study's live drivers (PostgreSQL), sharing its budget
     warm_start: WarmSource | None = None  # seed a new study with another study's trials
+    gpu_memory: str | None = None  # one GPU's memory ("80GiB"); None: what nvidia-smi reports
 
     def shape_flags(self) -> dict[str, Any]:
         """The run-shape flags as given (None: not given), by RunShape field."""
@@ -49,11 +51,14 @@ class StartOptions:
             "retries": self.retries,
             "keep_best": self.keep_best,
             "scheduler": self.scheduler,
+            "gpu_memory_gib": parse_memory(self.gpu_memory) / 2**30 if self.gpu_memory else None,
         }
 
 
 def check_options(o: StartOptions) -> None:
     """Every flag's rule, checked before the study is touched."""
+    if o.gpu_memory is not None:
+        parse_memory(o.gpu_memory)
     if o.sampler not in SAMPLERS:
         raise ConfigError("is not a sampler", key="--sampler", value=o.sampler, fix=f"use one of {', '.join(SAMPLERS)}")
     if o.scheduler is not None and o.scheduler not in SCHEDULERS:

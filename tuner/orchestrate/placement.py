@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tuner.config.block import Block
-from tuner.config.machine import gpus_present
+from tuner.config.machine import gpu_memory_bytes, gpus_present
 from tuner.errors import ConfigError
 from tuner.study.shape import RunShape
 
@@ -115,7 +115,11 @@ def resolve_shape(
             f"{machine.total_gpus} GPU(s); drop the flag to use n_gpus_per_node={block.n_gpus_per_node} per trial"
         )
     nodes = given.get("nodes_per_trial") or _nodes_for(gpus, machine)
-    shape = RunShape(**{**given, "gpus_per_trial": gpus, "nodes_per_trial": nodes})
+    memory = given.get("gpu_memory_gib")
+    if memory is None and gpus:  # the memory check's limit: this node's GPUs (a cluster's: --gpu-memory)
+        found = gpu_memory_bytes()
+        memory = found / 2**30 if found else None
+    shape = RunShape(**{**given, "gpus_per_trial": gpus, "nodes_per_trial": nodes, "gpu_memory_gib": memory})
     check_fits(shape, machine, flag="--gpus-per-trial" if "gpus_per_trial" in given else "n_gpus_per_node")
     return shape, [], warnings
 

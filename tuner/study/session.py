@@ -31,6 +31,7 @@ from tuner.study.retry import RetryPolicy
 from tuner.study.shape import RunShape
 from tuner.study.store import StudyStore
 from tuner.trial.launch import stop_recorded
+from tuner.trial.peak_memory import peak_attrs
 from tuner.trial.prepare import run_name, wandb_run_id
 from tuner.trial.workspace import TrialPaths, create_fresh, trial_paths
 
@@ -208,6 +209,7 @@ class StudySession:
         state = state_of(exit_class, value)
         wall = float(result.get("wall_s") or wall_s)
         attrs = outcome_attrs(exit_class, reason, state, wall, self.gate.processes, result, read_json(paths.placement))
+        attrs.update(peak_attrs(paths.output_dir))  # measured peak GPU memory, beside its estimate
         self.store.tell(number, state, value, attrs)
         self.gate.finished(number, wall, counts=exit_class != "interrupted")
         self.retry.after(number, exit_class)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from tuner.trial.peak_memory import peak_memory_callback
+
 EVAL_AT_ENV = "TUNER_EVAL_AT"  # comma-separated optimizer steps
 TUNER_EVALS = "tuner_evals.jsonl"  # tuner/trial/progress.py reads it
 
@@ -71,12 +73,7 @@ def callbacks() -> list[Any]:
     steps = eval_at_from_env()
     if steps:
         found.append(eval_at_callback(steps))
-    try:  # the peak-memory probe (issue 15) is optional: absent, trials run without it
-        from tuner.trial.peak_memory import peak_memory_callback
-    except ImportError:
-        pass
-    else:
-        found.append(peak_memory_callback())
+    found.append(peak_memory_callback())  # a no-op without CUDA
     return found
 
 
