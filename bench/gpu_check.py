@@ -311,6 +311,9 @@ def run_study(block_path: Path, work: Path, gpu_id: str | None) -> tuple[float, 
         output = trial_paths(work / "trials", STUDY, t.number).output_dir
         attrs = t.user_attrs
         runs.append(read_run(f"trial {t.number}", output, attrs["wall_s"], attrs.get("startup_s"), 1))
+        estimate, peak = attrs.get("memory_estimate_gib"), attrs.get("memory_peak_gib")
+        error = f" ({(estimate - peak) / peak:+.1%} error)" if estimate and peak else ""
+        log(f"trial {t.number}: memory estimate {estimate} GiB, measured peak {peak} GiB{error}", started)
     return wall, runs
 
 

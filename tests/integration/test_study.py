@@ -55,7 +55,7 @@ def test_start_budget_3_records_three_real_trials(fast_block, tmp_path):
         assert t.user_attrs["exit_class"] == "ok" and t.intermediate_values  # evals during training
     attrs = _study(url, "three").user_attrs
     assert attrs["spent"]["trials_used"] == 3 and attrs["budget"] == {"kind": "trials", "amount": 3.0}
-    assert attrs["sampler"] == "tpe" and attrs["startup_trials"] == 3  # a 3-trial budget: the floor of 3
+    assert attrs["sampler"] == "auto" and attrs["startup_trials"] == 3  # a 3-trial budget: the floor of 3
     assert "best" in done.stdout and "tune status three" in done.stdout
     assert processes_mentioning(str(tmp_path / "trials")) == []
 

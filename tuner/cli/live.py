@@ -75,7 +75,7 @@ class LiveView:
         spent = s.gate.spent()
         kind = s.ledger.budget.kind
         spent_text = (
-            f"{int(spent)} trials"
+            f"{round(spent, 2):g} trials"
             if kind == "trials"
             else f"{spent / 3600:.2f} GPU-h"
             if kind == "gpu"

@@ -172,7 +172,7 @@ def start(
     study: StudyOpt = None,
     storage: StorageOpt = None,
     space: SpaceOpt = None,
-    sampler: SamplerOpt = "tpe",
+    sampler: SamplerOpt = "auto",
     scheduler: SchedulerOpt = None,
     gpus_per_trial: GpusOpt = None,
     nodes_per_trial: NodesOpt = None,

@@ -146,7 +146,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         log.warning(
             "--sampler gp learns only from completed trials and ASHA stops most trials early, "
             "so GP learns little (docs/benchmarks.md): use --sampler gp with --scheduler none, "
-            "or the default tpe"
+            "or the default sampler (auto)"
         )
     trials_dir = check_trials_dir(o.trials_dir)
     url = o.storage or default_storage(trials_dir)

@@ -1,4 +1,4 @@
-"""Optuna samplers by name, their grid, and how many random trials come before a model."""
+"""Optuna samplers by name, the default one (`default_sampler`), the grid, and the startup trials."""
 
 from __future__ import annotations
 
