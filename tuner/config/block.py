@@ -101,6 +101,39 @@ class RuntimeInfo(_Strict):
     input: RuntimeInput
 
 
+EVALUATOR_PLACEHOLDERS = ("model_dir", "eval_file", "output_json")
+
+
+class Evaluator(_Strict):
+    """A program run after training on the trial's final model; its JSON output's `experiment.metric`
+    is the trial's value (tuner/trial/evaluate.py)."""
+
+    command: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="argv (a list, no shell) with {model_dir}, {eval_file} and {output_json} placeholders.",
+    )
+    entry_point: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="module:function, called as function(model_dir, eval_file, output_json) in its own process.",
+    )
+    timeout_s: float = Field(1800, gt=0, description="Seconds the evaluator may run before it is stopped.")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Evaluator:
+        if (self.command is None) == (self.entry_point is None):
+            raise ValueError("give exactly one of `command` (an argv list) or `entry_point` (module:function)")
+        for arg in self.command or []:
+            for name in re.findall(r"{(\w*)}", arg):
+                if name not in EVALUATOR_PLACEHOLDERS:
+                    raise ValueError(
+                        f"unknown placeholder {{{name}}} in {arg!r}: the evaluator's command knows "
+                        + ", ".join(f"{{{p}}}" for p in EVALUATOR_PLACEHOLDERS)
+                    )
+        return self
+
+
 class Experiment(_Strict):
     wandb_mode: Literal["disabled", "offline", "online"] = "disabled"
     wandb_project: str = "tuner"
@@ -116,6 +149,11 @@ class Experiment(_Strict):
         default_factory=lambda data: metrics.infer_direction(data.get("metric", "")),
         validate_default=True,
         description="minimize or maximize; required for a metric that is neither a loss nor in tuner's table.",
+    )
+    evaluator: Evaluator | None = Field(
+        None,
+        description="Run after training on the final model; its JSON output's `metric` is the trial's value "
+        "(the training's eval_loss stays in the trial's attributes).",
     )
 
     @field_validator("direction")

@@ -127,11 +127,14 @@ class Problem:
     key: str
     message: str
     fix: str
-    severity: Literal["error", "warning"] = "error"
+    severity: Literal["error", "warning", "note"] = "error"
 
 
-def problems(metric: str, direction: str, training: Mapping[str, Any], *, zero_stage: int | None) -> list[Problem]:
-    """What keeps a block from optimizing `metric` in `direction`: every problem, before any GPU time."""
+def problems(
+    metric: str, direction: str, training: Mapping[str, Any], *, zero_stage: int | None, evaluator: bool = False
+) -> list[Problem]:
+    """What keeps a block from optimizing `metric` in `direction`: every problem, before any GPU time.
+    With an `evaluator` the metric is a key of the evaluator's JSON: no training metric is needed."""
     found = []
     writes = produced(training)
     known = METRICS.get(metric)
@@ -154,7 +157,18 @@ def problems(metric: str, direction: str, training: Mapping[str, Any], *, zero_s
                 "keep the one your metric needs",
             )
         )
-    if metric not in writes:
+    if evaluator and metric not in writes:
+        found.append(
+            Problem(
+                "evaluator-metric",
+                _METRIC_KEY,
+                f"{metric} comes from experiment.evaluator after training: trials have no intermediate "
+                "values of it, so early stopping does not act on them",
+                "nothing to do; --scheduler none says so explicitly",
+                "note",
+            )
+        )
+    elif metric not in writes:
         found.append(_not_written(metric, writes))
     if known is not None and direction != known.direction:
         found.append(

@@ -189,7 +189,10 @@ def _metric(block: Block) -> Iterator[Finding]:
     except ConfigError:
         stage = None  # machine.performance reports an unreadable config
     e = block.experiment
-    for p in metrics.problems(e.metric, e.direction or "", block.training.passthrough, zero_stage=stage):
+    found = metrics.problems(
+        e.metric, e.direction or "", block.training.passthrough, zero_stage=stage, evaluator=e.evaluator is not None
+    )
+    for p in found:
         yield Finding(p.code, p.severity, p.key, p.message, p.fix)
 
 

@@ -73,6 +73,10 @@ def outcome_attrs(
         "gpu_hours": round(wall_s * processes / 3600, 5),
     }
     attrs.update({key: result[key] for key in _COPIED_FROM_RESULT if result.get(key) is not None})
+    if result.get("evaluation"):  # a custom evaluator gave the value: keep the training's own eval too
+        attrs["evaluation"] = result["evaluation"]
+        training = result.get("metrics") or {}
+        attrs.update({k: training[k] for k in ("eval_loss", "eval_accuracy") if k in training})
     if placement:
         attrs.update(
             {

@@ -18,6 +18,8 @@ EXIT_CLASSES = (
     "diverged",
     "crashed",
     "metric_missing",
+    "eval_failed",
+    "eval_timeout",
     "timeout",
     "disk_full",
     "killed",

@@ -18,7 +18,8 @@ from typing import Any
 
 from tuner.files import write_json_atomic
 from tuner.trial.classify import classify
-from tuner.trial.launch import LaunchSpec, TrialProcess
+from tuner.trial.evaluate import Evaluation, run_evaluator
+from tuner.trial.launch import LaunchSpec, TrialProcess, child_env
 from tuner.trial.lf_entry import EVAL_AT_ENV
 from tuner.trial.prepare import TrialRequest, keep_tokenized, launch_env, prepare
 from tuner.trial.progress import DivergenceGuard, LogRecord, TrialFollower, final_metrics
@@ -46,6 +47,7 @@ class TrialResult:
     n_train: int
     master_port: int | None = None
     log_tail: list[str] = field(default_factory=list)
+    evaluation: dict[str, float] = field(default_factory=dict)  # the custom evaluator's numbers
 
     @property
     def ok(self) -> bool:
@@ -142,9 +144,24 @@ def run_trial(
     if value is None and returncode == 0 and last is not None and last.eval_metrics:
         value = last.eval_metrics.get(metric)
     stop_reason = process.stop_reason if process.stop_reason != "cleanup" else None
+    evaluation: Evaluation | None = None
+    evaluator = request.block.experiment.evaluator
+    if evaluator is not None and returncode == 0 and stop_reason is None:  # the trained model, judged
+        evaluation = run_evaluator(
+            evaluator,
+            metric,
+            model_dir=request.paths.output_dir,
+            eval_file=data.dataset_dir / "eval.jsonl",
+            output_json=request.paths.evaluation,
+            log_path=request.paths.evaluator_log,
+            env=child_env(spec, 0),
+        )
+        value = evaluation.value
     exit_class, reason = classify(
         returncode, stop_reason, value, tail, process.errors, metric=metric, written=sorted(metrics)
     )
+    if evaluation is not None and evaluation.exit_class != "ok":
+        exit_class, reason, tail = evaluation.exit_class, evaluation.reason, evaluation.log_tail
     result = TrialResult(
         exit_class=exit_class,
         metric=metric,
@@ -160,6 +177,7 @@ def run_trial(
         n_train=data.n_train,
         master_port=process.master_port,
         log_tail=[*process.errors[:3], "...", *tail[-30:]] if exit_class != "ok" else [],
+        evaluation=evaluation.metrics if evaluation is not None else {},
     )
     write_json_atomic(request.paths.result, result.to_json())
     if result.ok:

@@ -65,6 +65,15 @@ class TrialPaths:
         return self.root / "result.json"
 
     @property
+    def evaluator_log(self) -> Path:
+        return self.root / "evaluator.log"
+
+    @property
+    def evaluation(self) -> Path:
+        """The custom evaluator's JSON output (experiment.evaluator)."""
+        return self.root / "evaluation.json"
+
+    @property
     def wandb_config(self) -> Path:
         """The trial's parameters for wandb, which reads config-defaults.yaml from the working
         directory (the trial folder); runs live under wandb/ here."""
