@@ -61,7 +61,7 @@ def run_evaluator(
         log.write(f"$ {' '.join(argv)}\n")
         log.flush()
         try:
-            process = subprocess.Popen(  # noqa: S603 - an argv list, no shell
+            process = subprocess.Popen(  # an argv list, no shell
                 argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
         except OSError as e:
@@ -95,7 +95,8 @@ def _read(output_json: Path, metric: str, log_path: Path) -> Evaluation:
     if value is None:
         return Evaluation(
             "eval_failed",
-            f"the evaluator's JSON has no number {metric!r} (experiment.metric); it has: {', '.join(numbers) or 'none'}",
+            f"the evaluator's JSON has no number {metric!r} (experiment.metric); "
+            f"it has: {', '.join(numbers) or 'none'}",
             metrics=numbers,
             log_tail=_tail(log_path),
         )
