@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tuner.config.block import Evaluator, load_block
+from tuner.config.block import load_block
+from tuner.config.evaluator import Evaluator
 from tuner.config.preflight import run_preflight
 from tuner.errors import ConfigError
 from tuner.trial.evaluate import evaluator_argv, run_evaluator

@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tuner.config.block import Evaluator
+from tuner.config.evaluator import Evaluator
 from tuner.trial.proctree import kill_tree
 
 # The entry point's process: import module, call function(model_dir, eval_file, output_json).
