@@ -1,5 +1,6 @@
 """Best-so-far curves of a search run: `run["best"][i]` is the best value after the i-th finished
-trial and `run["compute"][i]` the compute spent by then (minimization)."""
+trial and `run["compute"][i]` the compute spent by then (minimization); and the ranks the benchmarks
+compare strategies and rules by."""
 
 from __future__ import annotations
 
@@ -17,3 +18,18 @@ def best_at(run: dict, compute: float) -> float:
             break
         found = best
     return found
+
+
+def ranks(values: list[float]) -> list[float]:
+    """1 = lowest value; ties share the mean of their ranks."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    out = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            out[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return out

@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from curves import ranks  # noqa: E402
 from default_sampler_tasks import TASKS, Task, all_tasks, synthetic_task  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -102,21 +103,6 @@ def _job(job: tuple[str, str, int, int], quick: bool) -> list[dict[str, Any]]:
     task = synthetic_task(task_name) if quick else all_tasks(lambda _: None, (task_name,))[0]
     make = strategies()[strategy]
     return [run_one(task, make, budget, seed) for seed in range(seeds)]
-
-
-def ranks(values: list[float]) -> list[float]:
-    """1 = lowest value; ties share the mean of their ranks."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
 
 
 def summarize(runs: dict[str, dict[str, list[dict[str, Any]]]], names: list[str]) -> dict[str, Any]:

@@ -37,12 +37,13 @@ FAST_TUNABLES = {
 }
 
 
+# The demo block with a smaller space, so that a study's trials take ~40 s each on CPU.
+FAST_CHANGES = {"evolving.tunable_params": FAST_TUNABLES, "runtime_info.input.training.per_device_train_batch_size": 8}
+
+
 @pytest.fixture()
 def fast_block(make_block):
-    """The demo block with a smaller space, so that a study's trials take ~40 s each on CPU."""
-    return make_block(
-        {"evolving.tunable_params": FAST_TUNABLES, "runtime_info.input.training.per_device_train_batch_size": 8}
-    )
+    return make_block(FAST_CHANGES)
 
 
 def run_tune(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:

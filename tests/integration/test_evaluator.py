@@ -7,14 +7,13 @@ from pathlib import Path
 
 import optuna
 
-from tests.integration.conftest import FAST_TUNABLES, run_tune
+from tests.integration.conftest import FAST_CHANGES, run_tune
 
 
 def test_a_study_tuned_on_the_evaluators_metric_records_its_json_values(make_block, tmp_path):
     block = make_block(
         {
-            "evolving.tunable_params": FAST_TUNABLES,
-            "runtime_info.input.training.per_device_train_batch_size": 8,
+            **FAST_CHANGES,
             "experiment.metric": "similarity",
             "experiment.direction": "maximize",
             "experiment.evaluator": {"entry_point": "tuner.demo.evaluate:exact_match", "timeout_s": 600},

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import optuna
 
-from tests.integration.conftest import FAST_TUNABLES, run_tune
+from tests.integration.conftest import FAST_CHANGES, run_tune
 
 
 def test_eval_accuracy_study_reports_at_the_rungs_and_prunes_on_accuracy(make_block, tmp_path):
     block = make_block(
         {
-            "evolving.tunable_params": FAST_TUNABLES,
-            "runtime_info.input.training.per_device_train_batch_size": 8,
+            **FAST_CHANGES,
             "runtime_info.input.training.compute_accuracy": True,
             "experiment.metric": "eval_accuracy",
         }
