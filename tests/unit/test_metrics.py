@@ -45,7 +45,12 @@ def test_table_matches_the_score_keys_of_the_installed_llamafactory():
 
 
 def test_directions_losses_minimize_scores_maximize():
-    assert {n for n in METRICS if infer_direction(n) == "minimize"} == {"eval_loss", "train_loss", "train_runtime"}
+    assert {n for n in METRICS if infer_direction(n) == "minimize"} == {
+        "eval_loss",
+        "train_loss",
+        "train_runtime",
+        "gpu_hours",
+    }
     assert all(infer_direction(n) == "maximize" for n in ["eval_accuracy", *GENERATED])
     assert infer_direction("eval_heldout_loss") == "minimize"  # any loss
     assert infer_direction("eval_exact_match") is None  # not known: the user must say
@@ -203,7 +208,7 @@ def test_metric_missing_is_fail_and_never_retried(make_block, tmp_path):
 
     assert state_counts([trial])["failed"] == 1
     console = Console(record=True, width=200)
-    console.print(summary_table([trial], "eval_loss"))
+    console.print(summary_table([trial], ["eval_loss"]))
     assert "metric_missing" in console.export_text()
 
 

@@ -47,7 +47,7 @@ def test_pin_a_finished_trial_then_status_and_disk_honour_it(tmp_path):
     assert status.returncode == 0 and "(pinned: [2])" in status.stdout
 
     store = StudyStore.open(url, "s", create=False)
-    free_weights(store, keep_best=1, minimize=True, weightless=set())
+    free_weights(store, keep_best=1, weightless=set())
     assert (outputs[0] / "model.safetensors").exists()  # the best
     assert not (outputs[1] / "model.safetensors").exists()  # neither best nor pinned
     assert (outputs[2] / "model.safetensors").exists() and (outputs[2] / "checkpoint-4").exists()  # pinned

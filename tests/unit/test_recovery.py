@@ -97,9 +97,9 @@ def test_keepers_best_k_pinned_and_pending_retries():
         _t(4, "WAITING", retry_of=3),
         _t(5, "PRUNED", 9.0),
     ]
-    assert keepers(trials, keep_best=1, minimize=True) == {1, 2, 3}
+    assert keepers(trials, keep_best=1, directions=["minimize"]) == {1, 2, 3}
     trials[4] = _t(4, "COMPLETE", 5.0, retry_of=3)
-    assert keepers(trials, keep_best=2, minimize=True) == {1, 0, 2}
+    assert keepers(trials, keep_best=2, directions=["minimize"]) == {1, 0, 2}
 
 
 def test_prune_weights_deletes_only_weights_of_losers(tmp_path):
@@ -111,7 +111,7 @@ def test_prune_weights_deletes_only_weights_of_losers(tmp_path):
         (out / "eval_results.json").write_text("{}")
         outputs[n] = out
     trials = [_t(0, "COMPLETE", 1.0, output_dir=str(outputs[0])), _t(1, "COMPLETE", 2.0, output_dir=str(outputs[1]))]
-    freed = prune_weights(trials, keep_best=1, minimize=True)
+    freed = prune_weights(trials, keep_best=1, directions=["minimize"])
     assert set(freed) == {1} and freed[1] >= 1000
     assert (outputs[0] / "model.safetensors").exists() and (outputs[0] / "checkpoint-4").exists()
     assert not (outputs[1] / "model.safetensors").exists() and not (outputs[1] / "checkpoint-4").exists()
@@ -125,10 +125,10 @@ def test_prune_weights_remembers_weightless_trials_and_frees_a_trial_that_drops_
         _checkpoint(outputs[n], 4)
     trials = [_t(0, "COMPLETE", 2.0, output_dir=str(outputs[0])), _t(1, "FAIL", None, output_dir=str(outputs[1]))]
     weightless: set[int] = set()
-    assert set(prune_weights(trials, 1, True, weightless)) == {1} and weightless == {1}
+    assert set(prune_weights(trials, 1, ["minimize"], weightless)) == {1} and weightless == {1}
     _checkpoint(outputs[1], 8)  # never happens to a finished trial; proves the folder is not scanned again
     trials.append(_t(2, "COMPLETE", 1.0, output_dir=str(outputs[2])))  # a new best: trial 0 drops out
-    assert set(prune_weights(trials, 1, True, weightless)) == {0} and weightless == {0, 1}
+    assert set(prune_weights(trials, 1, ["minimize"], weightless)) == {0} and weightless == {0, 1}
     assert (outputs[1] / "checkpoint-8").exists() and (outputs[2] / "checkpoint-4").exists()
 
 

@@ -78,7 +78,11 @@ def test_auto_with_explicit_startup_trials_keeps_them(make_block):
     assert settings(make_sampler("auto", 0, space, 7)) == ("TPESampler", 7, True)
 
 
-@pytest.mark.parametrize("tunable", [None, {"learning_rate": {}, "num_train_epochs": {"low": 1, "high": 3}}])
+CATEGORICAL = {"learning_rate": {}, "per_device_train_batch_size": {"choices": [4, 8]}}
+NUMERIC = {"learning_rate": {}, "num_train_epochs": {"low": 1, "high": 3}}
+
+
+@pytest.mark.parametrize("tunable", [CATEGORICAL, NUMERIC])
 def test_tune_start_builds_the_default_sampler(make_block, tmp_path, tunable):
     """prepare_study with no --sampler / --startup-trials builds what default_sampler returns for the
     study's space and trial budget, and records `auto` and its startup trials."""
@@ -86,14 +90,14 @@ def test_tune_start_builds_the_default_sampler(make_block, tmp_path, tunable):
     from tuner.orchestrate.options import StartOptions
     from tuner.orchestrate.prepare import prepare_study
 
-    block = load_block(make_block({"evolving.tunable_params": tunable} if tunable else None))
+    block = load_block(make_block({"evolving.tunable_params": tunable}))
     options = StartOptions(budget="12", study="auto", storage=f"sqlite:///{tmp_path / 't.db'}", trials_dir=tmp_path)
     prepared = prepare_study(block, options)
     prepared.lease.release()
     store = prepared.session.store
     built = store.study.sampler
     assert settings(built) == settings(default_sampler(prepared.session._distributions, 12, 0))
-    assert type(built).__name__ == ("GPThenTPE" if tunable else "TPESampler")
+    assert type(built).__name__ == ("GPThenTPE" if tunable is NUMERIC else "TPESampler")
     assert store.attrs()["sampler"] == "auto" and store.attrs()["startup_trials"] == 3
 
 

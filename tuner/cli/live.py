@@ -65,7 +65,7 @@ class LiveView:
             entry.last = record
             entry.loss = record.loss if record.loss is not None else entry.loss
             if record.eval_metrics:
-                entry.eval = record.eval_metrics.get(self.session.block.experiment.metric, entry.eval)
+                entry.eval = record.eval_metrics.get(self.session.block.experiment.progress_metric or "", entry.eval)
         return entry
 
     def render(self) -> Group:
@@ -97,10 +97,12 @@ class LiveView:
                     f"{escape(format_params(best.params))}"
                 )
             )
+        elif s.store.multi_objective and (front := s.store.pareto_front()):
+            parts.append(Text.from_markup(f"[bold]Pareto front[/bold] {', '.join(f'#{t.number}' for t in front)}"))
         running = [t for t in trials if t.state.name == "RUNNING" and t.number in s.running]
         if running:
             table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
-            for column in ("trial", "params", "progress", "loss", s.block.experiment.metric):
+            for column in ("trial", "params", "progress", "loss", s.block.experiment.progress_metric or "eval"):
                 table.add_column(column)
             for t in running:
                 p = self._progress(t.number)
@@ -123,18 +125,19 @@ def _bar(step: int, total: int, width: int = 20) -> str:
     return f"{'█' * filled}{'░' * (width - filled)} {step}/{total}"
 
 
-def summary_table(trials: list[Any], metric: str) -> Table:
+def summary_table(trials: list[Any], metrics: list[str]) -> Table:
+    """Every trial with its value (one column per objective of a multi-objective study)."""
     table = Table(title="Trials", title_justify="left")
-    for column in ("#", "state", "exit", metric, "params", "wall s"):
+    for column in ("#", "state", "exit", *metrics, "params", "wall s"):
         table.add_column(column, overflow="fold")
     for t in sorted(trials, key=lambda t: t.number):
-        value = f"{t.value:.4f}" if t.value is not None else "-"
+        values = [f"{v:.4f}" for v in t.values] if t.values is not None else ["-"] * len(metrics)
         wall = t.user_attrs.get("wall_s")
         table.add_row(
             str(t.number),
             t.state.name,
             str(t.user_attrs.get("exit_class", "-")),
-            value,
+            *values,
             escape(format_params(t.params)),
             f"{wall:.0f}" if wall is not None else "-",
         )

@@ -45,11 +45,17 @@ SamplerOpt = Annotated[
     typer.Option(
         "--sampler",
         help="auto (default: GP for short studies of numeric parameters without pruned trials, else TPE; "
-        "docs/benchmarks.md 2c), tpe, gp, random, grid or cmaes. All seeded by --seed.",
+        "docs/benchmarks.md 2c), tpe, gp, random, grid, cmaes or nsga2 (all but cmaes handle several "
+        "objectives). All seeded by --seed.",
     ),
 ]
 SchedulerOpt = Annotated[
-    str | None, typer.Option("--scheduler", help="asha (stop bad trials early) or none. Default: asha.")
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="asha (stop bad trials early) or none. Default: asha; none for a study of several objectives "
+        "unless experiment.early_stopping_metric names the metric to compare trials on.",
+    ),
 ]
 GpusOpt = Annotated[
     int | None,

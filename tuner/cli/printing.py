@@ -129,10 +129,11 @@ def print_studies(console: Console, url: str) -> None:
         trials = store.trials()
         counts = state_counts(trials)
         best = store.best()
+        front = store.pareto_front() if store.multi_objective else []
         table.add_row(
             escape(name),
             *(str(counts[k]) for k in ("complete", "running", "pruned", "failed")),
-            f"{best.value:.4f} (#{best.number})" if best else "-",
+            f"{best.value:.4f} (#{best.number})" if best else f"Pareto front of {len(front)}" if front else "-",
             _spent_text(store.attrs()),
             _disk_text(trials),
         )
@@ -156,8 +157,9 @@ def print_study(console: Console, url: str, name: str) -> None:
     store = StudyStore.open(url, name, create=False)
     attrs = store.attrs()
     metric = attrs.get("metric", "value")
+    names = store.metric_names()
     trials = store.trials()
-    console.print(summary_table(trials, metric))
+    console.print(summary_table(trials, names))
     reasons = [
         (t.number, t.user_attrs["reason"]) for t in trials if t.user_attrs.get("reason") and t.state.name != "COMPLETE"
     ]
@@ -187,6 +189,29 @@ def print_study(console: Console, url: str, name: str) -> None:
             f"[bold]best[/bold]: trial #{best.number} {metric}={best.value:.6f}  "
             f"{escape(format_params(best.params))}  ({escape(str(best.user_attrs.get('trial_dir', '')))})"
         )
+    elif store.multi_objective:
+        print_front(console, store.pareto_front(), names, store.directions, name)
+
+
+def print_front(console: Console, front: list[Any], names: list[str], directions: list[str], study: str) -> None:
+    """A multi-objective study's Pareto front: no single best, every trade-off no trial beats."""
+    from tuner.outputs.summary import format_params
+
+    goals = ", ".join(f"{d} {n}" for n, d in zip(names, directions, strict=True))
+    if not front:
+        console.print(f"[bold]Pareto front[/bold] ({escape(goals)}): no COMPLETE trial yet")
+        return
+    console.print(f"[bold]Pareto front[/bold] ({escape(goals)}): {len(front)} trial(s)", highlight=False)
+    table = Table()
+    for column in ("#", *names, "params"):
+        table.add_column(column, overflow="fold")
+    for t in front:
+        table.add_row(str(t.number), *(f"{v:.6g}" for v in t.values), escape(format_params(t.params)))
+    console.print(table)
+    console.print(
+        f'promote one: tune promote {escape(study)} --trial N, or --best {names[0]} --where "{names[-1]}<=X"',
+        highlight=False,
+    )
 
 
 def print_study_end(console: Console, session: Any) -> None:

@@ -62,6 +62,14 @@ def pin(
 def promote(
     study: Annotated[str, typer.Argument(help="The study whose trial becomes the production config.")],
     trial: Annotated[int | None, typer.Option("--trial", help="Trial number. Default: the best COMPLETE one.")] = None,
+    best: Annotated[
+        str | None,
+        typer.Option("--best", help="Several objectives: promote the trial best on this metric (with --where)."),
+    ] = None,
+    where: Annotated[
+        list[str] | None,
+        typer.Option("--where", help='Several objectives: a condition the pick must meet, e.g. "gpu_hours<=0.5".'),
+    ] = None,
     to: Annotated[Path | None, typer.Option("--to", help="Where to write. Default: beside the block.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing target.")] = False,
     storage: StorageOpt = None,
@@ -73,11 +81,12 @@ def promote(
     from tuner.study.store import StudyStore
 
     store = StudyStore.open(storage or default_storage(trials_dir), study, create=False)
-    done = run_promote(store, trial=trial, to=to, force=force)
+    done = run_promote(store, trial=trial, best=best, where=where or (), to=to, force=force)
     out.print(escape(done.diff), highlight=False, end="")
     for note in done.batch_notes:
         out.print(f"[yellow]{escape(note)}[/yellow]", highlight=False)
-    out.print(f"Promoted trial #{done.trial} ({done.value:.6f}) to [bold]{escape(str(done.target))}[/bold]")
+    values = ", ".join(f"{k}={v:.6g}" for k, v in done.values.items())
+    out.print(f"Promoted trial #{done.trial} ({escape(values)}) to [bold]{escape(str(done.target))}[/bold]")
     out.print(f"The exact LLaMA-Factory YAML it ran: {escape(str(done.llamafactory_yaml))}")
     out.print(f"Next: tune check --config {escape(str(done.target))}")
 

@@ -20,15 +20,14 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
-    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from tuner.config import metrics, yaml_io
+from tuner.config import yaml_io
 from tuner.config._pydantic_errors import translate
 from tuner.config.credentials import expand_credentials, take_hub_tokens
-from tuner.config.evaluator import Evaluator
+from tuner.config.experiment import Experiment
 from tuner.errors import ConfigError
 from tuner.redact import MASK
 
@@ -100,37 +99,6 @@ class RuntimeInput(_Strict):
 
 class RuntimeInfo(_Strict):
     input: RuntimeInput
-
-
-class Experiment(_Strict):
-    wandb_mode: Literal["disabled", "offline", "online"] = "disabled"
-    wandb_project: str = "tuner"
-    metric: str = Field(
-        "eval_loss",
-        min_length=1,
-        description="Metric the study optimizes (its final value): a key LLaMA-Factory writes, e.g. "
-        "eval_loss, eval_accuracy (compute_accuracy: true), eval_rouge-l (predict_with_generate: true).",
-    )
-    # Left unset, the direction is inferred from the metric (metrics.METRICS, or minimize for a loss)
-    # and stays unset, so content_hash does not change for blocks that never wrote it.
-    direction: Literal["minimize", "maximize"] | None = Field(
-        default_factory=lambda data: metrics.infer_direction(data.get("metric", "")),
-        validate_default=True,
-        description="minimize or maximize; required for a metric that is neither a loss nor in tuner's table.",
-    )
-    evaluator: Evaluator | None = Field(
-        None,
-        description="Run after training on the final model; its JSON output's `metric` is the trial's value "
-        "(the training's eval_loss stays in the trial's attributes).",
-    )
-
-    @field_validator("direction")
-    @classmethod
-    def _direction_known(cls, value: str | None, info: ValidationInfo) -> str:
-        """After validation the direction is always set (inferred or written)."""
-        if value is None:
-            raise ValueError(metrics.direction_required(str(info.data.get("metric", ""))))
-        return value
 
 
 class RangeOverride(_Strict):

@@ -19,6 +19,8 @@ Read from LLaMA-Factory 0.9.5 and transformers 5.6 (file:line in site-packages):
   intermediate eval, but is written only at checkpoints and before the final eval (workflow.py:130).
 - Seen on a demo trial with compute_accuracy: eval lines of trainer_log.jsonl carry eval_loss only;
   log_history has eval_accuracy at steps 4, 7, 10; eval_results.json has it for the end.
+- `gpu_hours` is tuner's own: the trial's GPUs (on the CPU, processes) × its wall time, evaluator
+  included; an objective of its own in a multi-objective study (quality against cost).
 - A trial always evaluates: the renderer sets do_eval and the held-out eval dataset and drops
   val_size, so the block's own do_eval / eval_dataset / val_size change nothing here.
 """
@@ -26,13 +28,14 @@ Read from LLaMA-Factory 0.9.5 and transformers 5.6 (file:line in site-packages):
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from tuner.errors import ConfigError
 
 Direction = Literal["minimize", "maximize"]
+GPU_HOURS = "gpu_hours"  # tuner's own metric: what the trial cost
 _GENERATE = "predict_with_generate"
 _GENERATE_KEY = f"runtime_info.input.training.{_GENERATE}"
 _METRIC_KEY = "experiment.metric"
@@ -72,6 +75,7 @@ METRICS: dict[str, Metric] = {
             at_evals=False,
             what="training tokens per second and GPU",
         ),
+        Metric(GPU_HOURS, "minimize", at_evals=False, what="the trial's GPU-hours (tuner measures them)"),
     )
 }
 
@@ -131,10 +135,17 @@ class Problem:
 
 
 def problems(
-    metric: str, direction: str, training: Mapping[str, Any], *, zero_stage: int | None, evaluator: bool = False
+    metric: str,
+    direction: str,
+    training: Mapping[str, Any],
+    *,
+    zero_stage: int | None,
+    evaluator: bool = False,
+    early_stopping: bool = True,
 ) -> list[Problem]:
     """What keeps a block from optimizing `metric` in `direction`: every problem, before any GPU time.
-    With an `evaluator` the metric is a key of the evaluator's JSON: no training metric is needed."""
+    With an `evaluator` the metric is a key of the evaluator's JSON: no training metric is needed.
+    `early_stopping`: early stopping compares trials on this metric (say so when it cannot)."""
     found = []
     writes = produced(training)
     known = METRICS.get(metric)
@@ -158,16 +169,17 @@ def problems(
             )
         )
     if evaluator and metric not in writes:
-        found.append(
-            Problem(
-                "evaluator-metric",
-                _METRIC_KEY,
-                f"{metric} comes from experiment.evaluator after training: trials have no intermediate "
-                "values of it, so early stopping does not act on them",
-                "nothing to do; --scheduler none says so explicitly",
-                "note",
+        if early_stopping:
+            found.append(
+                Problem(
+                    "evaluator-metric",
+                    _METRIC_KEY,
+                    f"{metric} comes from experiment.evaluator after training: trials have no intermediate "
+                    "values of it, so early stopping does not act on them",
+                    "nothing to do; --scheduler none says so explicitly",
+                    "note",
+                )
             )
-        )
     elif metric not in writes:
         found.append(_not_written(metric, writes))
     if known is not None and direction != known.direction:
@@ -181,6 +193,25 @@ def problems(
             )
         )
     return found
+
+
+def early_stopping_problems(name: str | None, training: Mapping[str, Any]) -> list[Problem]:
+    """`experiment.early_stopping_metric` must be a metric the trials write at every eval."""
+    if name is None:
+        return []
+    known = METRICS.get(name)
+    if name in produced(training) and known is not None and known.at_evals:
+        return []
+    at_evals = [m for m in produced(training) if METRICS[m].at_evals]
+    return [
+        Problem(
+            "early-stopping-metric",
+            "experiment.early_stopping_metric",
+            f"{name} is not written at the evals during training, so early stopping could never compare "
+            f"trials on it; written at every eval: {', '.join(at_evals)}",
+            f"name one of {', '.join(at_evals)}, or remove early_stopping_metric (trials then run to their end)",
+        )
+    ]
 
 
 def _not_written(metric: str, writes: list[str]) -> Problem:
@@ -225,4 +256,29 @@ def check_same_objective(recorded: Mapping[str, Any], metric: str, direction: st
         key=key,
         value=metric if key == "experiment.metric" else direction,
         fix=f"{keep}start a new --study",
+    )
+
+
+def check_same_objectives(recorded: Mapping[str, Any], objectives: Sequence[Any], *, study: str) -> None:
+    """check_same_objective for a study of one or several objectives (`Objective`s, in order)."""
+    was = recorded.get("objectives") or []
+    now = [{"name": o.name, "direction": o.direction} for o in objectives]
+    if len(now) == 1 and len(was) <= 1:
+        check_same_objective(recorded, now[0]["name"], now[0]["direction"], study=study)
+        return
+    if was == now:
+        return
+
+    def describe(items: Sequence[Mapping[str, str]]) -> str:
+        return (
+            ", ".join(f"{o['direction']} {o['name']}" for o in items)
+            or f"{recorded.get('direction')} {recorded.get('metric')}"
+        )
+
+    raise ConfigError(
+        f"study {study!r} is to {describe(was)}, but the block asks to {describe(now)}; a study's objectives "
+        "cannot change (Optuna fixes them when the study is created)",
+        key="experiment.metrics",
+        value=[o["name"] for o in now],
+        fix="restore the study's objectives in the block (`tune status` shows them), or start a new --study",
     )

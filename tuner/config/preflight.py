@@ -189,11 +189,25 @@ def _metric(block: Block) -> Iterator[Finding]:
     except ConfigError:
         stage = None  # machine.performance reports an unreadable config
     e = block.experiment
-    found = metrics.problems(
-        e.metric, e.direction or "", block.training.passthrough, zero_stage=stage, evaluator=e.evaluator is not None
-    )
-    for p in found:
-        yield Finding(p.code, p.severity, p.key, p.message, p.fix)
+    seen: set[tuple[str, str, str]] = set()
+    for i, objective in enumerate(e.objectives):
+        found = metrics.problems(
+            objective.name,
+            objective.direction,
+            block.training.passthrough,
+            zero_stage=stage,
+            evaluator=e.evaluator is not None,
+            early_stopping=objective.name == e.progress_metric,
+        )
+        for p in found:
+            key = p.key
+            if e.multi_objective:  # the entry of `metrics` it is about
+                key = key.replace("experiment.metric", f"experiment.metrics[{i}].name")
+                key = key.replace("experiment.direction", f"experiment.metrics[{i}].direction")
+            if (p.code, key, p.message) not in seen:  # block-wide problems come once, not per objective
+                seen.add((p.code, key, p.message))
+                yield Finding(p.code, p.severity, key, p.message, p.fix)
+    yield from metrics.early_stopping_problems(e.early_stopping_metric, block.training.passthrough)
 
 
 CHECKS: tuple[Check, ...] = (

@@ -44,7 +44,7 @@ def _trainable(
     targets: dict[str, str],
     nproc: int,
     study: str,
-    metric: str,
+    metric: str | None,
     timeout_s: float | None,
     nodes: int = 1,
     progress_points: tuple[int, ...] = (),
@@ -80,6 +80,8 @@ def _trainable(
     )
 
     def on_record(record: Any) -> None:
+        if metric is None:  # a multi-objective study that stops no trial early: nothing to compare
+            return
         value = (record.eval_metrics or {}).get(metric)
         if value is not None and math.isfinite(value):
             tune.report(
@@ -97,7 +99,10 @@ def _trainable(
         "final": True,
         "exit_class": result.exit_class,
         "reason": result.reason,
-        "value": result.value,
+        # One objective: its number; several: one number per objective, in the block's order.
+        "value": result.value
+        if len(block.experiment.objectives) == 1 or not result.ok
+        else list(result.values.values()),
         PROGRESS: result.steps * gbs,
         "wall_s": result.wall_s,
     }
@@ -246,7 +251,7 @@ def run(
             nproc=processes_per_trial(plan.gpus_per_trial // plan.nodes_per_trial),
             nodes=plan.nodes_per_trial,
             study=plan.study,
-            metric=block.experiment.metric,
+            metric=block.experiment.progress_metric,
             timeout_s=plan.timeout_s,
             progress_points=plan.scheduler.progress_points(),
         )

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tuner.config.block import Block
+from tuner.config.experiment import Experiment
 from tuner.config.space import SearchSpace
+from tuner.errors import ConfigError
+from tuner.study.rungs import RungRule
 from tuner.trial.dataset import PreparedData
 
 if TYPE_CHECKING:
@@ -67,6 +70,32 @@ class SchedulerSettings:
         return optuna.pruners.SuccessiveHalvingPruner(
             min_resource=self.grace_period, reduction_factor=self.reduction_factor, min_early_stopping_rate=0
         )
+
+    def rung_rule(self, experiment: Experiment) -> RungRule | None:
+        """The same successive halving for a multi-objective study, on its early_stopping_metric
+        (Optuna prunes single-objective studies only); None when nothing is stopped early there."""
+        if self.kind == "none" or not experiment.multi_objective or experiment.early_stopping_metric is None:
+            return None
+        name = experiment.early_stopping_metric
+        direction = next(o.direction for o in experiment.objectives if o.name == name)
+        return RungRule(self.progress_points(), self.reduction_factor, minimize=direction == "minimize")
+
+
+def scheduler_for(experiment: Experiment, kind: str, *, explicit: str | None) -> str:
+    """The study's scheduler. A multi-objective study stops trials early only on the one metric
+    `early_stopping_metric` names: without it the default (asha) becomes none, and an explicit
+    `--scheduler asha` is refused (it could compare trials on nothing)."""
+    if not experiment.multi_objective or experiment.early_stopping_metric is not None or kind == "none":
+        return kind
+    if explicit == "asha":
+        raise ConfigError(
+            f"cannot stop trials early in a study of several objectives ({experiment.describe()}) "
+            "without one metric to compare them on",
+            key="--scheduler",
+            value=explicit,
+            fix="name it under experiment (`early_stopping_metric: eval_loss`), or drop --scheduler asha",
+        )
+    return "none"
 
 
 @dataclass(frozen=True)

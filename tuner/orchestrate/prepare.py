@@ -18,14 +18,14 @@ from typing import Any
 from tuner import __version__
 from tuner.config.block import Block, load_block
 from tuner.config.findings import Finding
-from tuner.config.metrics import check_same_objective
+from tuner.config.metrics import check_same_objectives
 from tuner.config.preflight import run_preflight
 from tuner.config.space import SearchSpace, build_space
 from tuner.errors import ConfigError, PreflightError, SpaceError
 from tuner.orchestrate.cluster import cluster_machine
 from tuner.orchestrate.options import StartOptions, check_options
 from tuner.orchestrate.placement import default_concurrency, local_machine, resolve_shape
-from tuner.orchestrate.plan import RayPlan, SchedulerSettings, max_samples
+from tuner.orchestrate.plan import RayPlan, SchedulerSettings, max_samples, scheduler_for
 from tuner.redact import redact_url
 from tuner.study.budget import Budget, Ledger, parse_budget
 from tuner.study.lease import Lease
@@ -99,8 +99,7 @@ def study_attrs(
         "shape": shape.to_dict(),
         "seed": o.seed,
         "startup_trials": o.startup_trials,
-        "metric": block.experiment.metric,
-        "direction": block.experiment.direction,
+        **block.experiment.study_attrs(),
         "storage": redact_url(url),
         "gpus_per_trial": shape.gpus_per_trial,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -116,7 +115,7 @@ def _check_unchanged(
 ) -> list[str]:
     """What differs from the study's record; refused unless --allow-changes. A joining driver runs
     the study's shape as recorded: its trials must be comparable with the live drivers' trials."""
-    check_same_objective(attrs, block.experiment.metric, block.experiment.direction or "", study=str(o.study))
+    check_same_objectives(attrs, block.experiment.objectives, study=str(o.study))
     if shape_changes and o.join:
         raise ConfigError(
             f"a joining driver runs study {o.study!r} with its recorded shape, not {'; '.join(shape_changes)}",
@@ -221,6 +220,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     shape, shape_changes, shape_warnings = resolve_shape(o.shape_flags(), block, machine, stored_shape(attrs, resumed))
     for warning in shape_warnings:
         log.warning("%s", warning)
+    shape = replace(shape, scheduler=scheduler_for(block.experiment, shape.scheduler, explicit=o.scheduler))
     changes = _check_unchanged(attrs, block, space, replace(o, study=name), shape_changes) if resumed else []
     warm = plan_warm_start(o.warm_start, url, name, space, block.experiment, attrs if resumed else None)
 
@@ -228,10 +228,11 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     seed = driver_seed(attrs if resumed else {}, o.seed, len(_trial_numbers(url, name)) if resumed else 0)
     startup = int(attrs.get("startup_trials") or o.startup_trials or default_startup_trials(budget))
     o = replace(o, startup_trials=startup, scheduler=shape.scheduler)  # what study_attrs records
-    sampler = make_sampler(o.sampler, seed, space, startup)
+    sampler = make_sampler(o.sampler, seed, space, startup, len(block.experiment.objectives))
     scheduler = SchedulerSettings.for_study(shape.scheduler, max_samples(space, block, data))
+    directions = [objective.direction for objective in block.experiment.objectives]
     store = StudyStore.open(
-        url, name, direction=block.experiment.direction, sampler=sampler, pruner=scheduler.pruner(), secrets=secrets
+        url, name, direction=directions, sampler=sampler, pruner=scheduler.pruner(), secrets=secrets
     )
     lease = Lease(store, join=o.join).acquire()
     try:
@@ -242,7 +243,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
             if warm:  # before the study's attrs: a crash in between leaves a study `tune start` seeds again
                 warm.apply(store)
             store.set_attrs(study_attrs(block, space, o, budget, url, shape))
-            store.set_metric_name(block.experiment.metric)
+            store.set_metric_names([objective.name for objective in block.experiment.objectives])
         elif not o.join:
             store.set_attrs(
                 {"budget": budget.to_dict(), "shape": shape.to_dict(), "gpus_per_trial": shape.gpus_per_trial}
@@ -269,6 +270,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         ledger,
         trials_dir,
         shape=shape,
+        rungs=scheduler.rung_rule(block.experiment),
     )
     session.gate.keeps_wall_clock = lease.keeps_wall_clock
     session.lease_lost = lambda: lease.lost
@@ -281,7 +283,7 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         max_concurrent=shape.max_concurrent
         or (FOLLOW_CLUSTER_LIMIT if o.address else default_concurrency(shape, machine)),
         follow_cluster=bool(o.address) and shape.max_concurrent is None,
-        mode="min" if block.experiment.direction == "minimize" else "max",
+        mode="min" if block.experiment.objectives[0].direction == "minimize" else "max",
         address=o.address,
         verbose=o.verbose,
         timeout_s=shape.trial_timeout_s,

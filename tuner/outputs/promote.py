@@ -14,6 +14,7 @@ import difflib
 import getpass
 import io
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from tuner.errors import ConfigError
 from tuner.files import write_text_atomic
 from tuner.outputs.batch import ACCUM, PER_DEVICE, TrialBatch, batch_notes, fit_batch, refusal, trial_batch
 from tuner.redact import redact_url
+from tuner.study.front import Condition, describe_front, pick_by_rule
 from tuner.study.store import StudyStore
 
 
@@ -33,7 +35,7 @@ class Promotion:
     target: Path
     llamafactory_yaml: Path
     trial: int
-    value: float
+    values: dict[str, float]  # the trial's value of each objective
     diff: str
     batch_notes: tuple[str, ...] = ()  # what was done to keep the trial's global batch size
 
@@ -57,17 +59,32 @@ def _round_trip() -> Any:
     return yaml
 
 
-def pick_trial(store: StudyStore, number: int | None) -> Any:
+def pick_trial(store: StudyStore, number: int | None, best: str | None = None, where: Sequence[str] = ()) -> Any:
+    """The trial to promote: `number`; else the best one; in a multi-objective study, the one the
+    rule (`best` metric among trials meeting `where`) picks: with neither, the pick is ambiguous."""
+    if number is not None and (best or where):
+        raise ConfigError(
+            "names a trial and a rule to pick one", key="--trial", value=number, fix="pass --trial, or --best/--where"
+        )
+    if number is None and store.multi_objective:
+        return _pick_on_front(store, best, where)
+    if best or where:
+        raise ConfigError(
+            f"study {store.name!r} has one objective ({store.metric_names()[0]}): its best trial is the pick",
+            key="--best" if best else "--where",
+            value=best or list(where),
+            fix="drop --best/--where (or pass --trial N)",
+        )
     if number is None:
-        best = store.best()
-        if best is None:
+        best_trial = store.best()
+        if best_trial is None:
             raise ConfigError(
                 f"study {store.name!r} has no COMPLETE trial to promote",
                 key="STUDY",
                 value=store.name,
                 fix=f"run more trials (`tune resume {store.name} --budget 5`)",
             )
-        return best
+        return best_trial
     trial = next((t for t in store.trials() if t.number == number), None)
     if trial is None:
         raise ConfigError(
@@ -86,6 +103,28 @@ def pick_trial(store: StudyStore, number: int | None) -> Any:
             fix="promote a COMPLETE trial (omit --trial for the best one)",
         )
     return trial
+
+
+def _pick_on_front(store: StudyStore, best: str | None, where: Sequence[str]) -> Any:
+    names, front = store.metric_names(), store.pareto_front()
+    if not front:
+        raise ConfigError(
+            f"study {store.name!r} has no COMPLETE trial to promote",
+            key="STUDY",
+            value=store.name,
+            fix=f"run more trials (`tune resume {store.name} --budget 5`)",
+        )
+    if best is None:
+        if len(front) == 1 and not where:
+            return front[0]  # one trial beats every other on every objective: no ambiguity
+        raise ConfigError(
+            f"study {store.name!r} has several objectives and no single best trial; its Pareto front "
+            f"({', '.join(names)}) is:\n{describe_front(front, names)}\n",
+            key="--best",
+            fix=f'pick one: --trial N, or a rule such as --best {names[0]} --where "{names[-1]}<=X"',
+        )
+    conditions = [Condition.parse(text, names) for text in where]
+    return pick_by_rule(store.trials(), names, store.directions, best, conditions)
 
 
 def _fresh_output_dir(block_path: Path, original: str, suffix: str) -> str:
@@ -113,9 +152,12 @@ def _absolutize_paths(section: Any, block_dir: Path) -> None:
 
 def _alternative(store: StudyStore, gpus: int) -> int | None:
     """The best COMPLETE trial whose global batch size `gpus` divides (for a refusal's fix)."""
-    done = [t for t in store.trials() if t.state.name == "COMPLETE" and t.value is not None]
+    if store.multi_objective:  # another trade-off of the front
+        done = store.pareto_front()
+    else:
+        done = [t for t in store.trials() if t.state.name == "COMPLETE" and t.value is not None]
+        done.sort(key=lambda t: t.value, reverse=store.directions[0] == "maximize")
     fits = [t for t in done if isinstance(gbs := t.user_attrs.get("global_batch_size"), int) and gbs % gpus == 0]
-    fits.sort(key=lambda t: t.value, reverse=store.attrs().get("direction") == "maximize")
     return fits[0].number if fits else None
 
 
@@ -131,7 +173,15 @@ def _batch(store: StudyStore, chosen: Any, block_path: Path) -> tuple[TrialBatch
     return batch, fitted, gpus
 
 
-def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = None, force: bool = False) -> Promotion:
+def promote(
+    store: StudyStore,
+    *,
+    trial: int | None = None,
+    best: str | None = None,
+    where: Sequence[str] = (),
+    to: Path | None = None,
+    force: bool = False,
+) -> Promotion:
     attrs = store.attrs()
     if "block_file" not in attrs:
         raise ConfigError(
@@ -140,7 +190,8 @@ def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = No
             value=store.name,
             fix="promote a study started with `tune start`",
         )
-    chosen = pick_trial(store, trial)
+    chosen = pick_trial(store, trial, best, where)
+    values = dict(zip(store.metric_names(), chosen.values, strict=True))
     block_path = Path(attrs["block_file"])
     if not block_path.is_file():
         raise ConfigError(
@@ -178,8 +229,11 @@ def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = No
     data["provenance"] = {
         "study": store.name,
         "trial": chosen.number,
-        "metric": attrs.get("metric", "eval_loss"),
-        "value": float(chosen.value),
+        **(
+            {"objectives": values}
+            if store.multi_objective
+            else {"metric": attrs.get("metric", "eval_loss"), "value": float(chosen.value)}
+        ),
         "storage": redact_url(store.url),
         "tuner_version": __version__,
         "promoted_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -213,4 +267,4 @@ def promote(store: StudyStore, *, trial: int | None = None, to: Path | None = No
     }
     store.set_attrs({"promotions": [*attrs.get("promotions", []), record]})
     notes = batch_notes(chosen.number, batch, fitted, gpus)
-    return Promotion(target, lf_yaml, chosen.number, float(chosen.value), diff, notes)
+    return Promotion(target, lf_yaml, chosen.number, values, diff, notes)

@@ -40,6 +40,7 @@ class _Plot:
 
 
 PLOTS = (
+    _Plot("pareto", "Pareto front (several objectives)", 1),
     _Plot("history", "Optimization history", 1),
     _Plot("importances", "Parameter importances", 2, needs_params=2),
     _Plot("parallel", "Parallel coordinates", 2, needs_params=1),
@@ -47,7 +48,9 @@ PLOTS = (
 )
 
 
-def _why_not(plot: _Plot, trials: list[Any]) -> str | None:
+def _why_not(plot: _Plot, trials: list[Any], objectives: int = 1) -> str | None:
+    if plot.key == "pareto" and not 2 <= objectives <= 3:
+        return "a Pareto front is drawn for studies of 2 or 3 objectives" if objectives > 1 else "one objective"
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     if len(complete) < plot.needs_complete:
         return f"needs at least {plot.needs_complete} COMPLETE trial(s); this study has {len(complete)}"
@@ -58,11 +61,16 @@ def _why_not(plot: _Plot, trials: list[Any]) -> str | None:
     return None
 
 
-def _figure(kind: str, backend: Any, study: Any, metric: str) -> Any:
+def _figure(kind: str, backend: Any, study: Any, names: list[str]) -> Any:
+    """One plot. A multi-objective study's history, importances and parallel coordinates are of
+    its first objective (Optuna draws one target at a time); the Pareto front shows them all."""
+    target = (lambda t: t.values[0]) if len(names) > 1 else None
+    metric = names[0]
     calls: dict[str, Callable[[], Any]] = {
-        "history": lambda: backend.plot_optimization_history(study, target_name=metric),
-        "importances": lambda: backend.plot_param_importances(study, target_name=metric),
-        "parallel": lambda: backend.plot_parallel_coordinate(study, target_name=metric),
+        "pareto": lambda: backend.plot_pareto_front(study, target_names=names),
+        "history": lambda: backend.plot_optimization_history(study, target=target, target_name=metric),
+        "importances": lambda: backend.plot_param_importances(study, target=target, target_name=metric),
+        "parallel": lambda: backend.plot_parallel_coordinate(study, target=target, target_name=metric),
         "curves": lambda: backend.plot_intermediate_values(study),
     }
     with warnings.catch_warnings():
@@ -76,22 +84,22 @@ def _figure(kind: str, backend: Any, study: Any, metric: str) -> Any:
     return figure
 
 
-def _trials_table(trials: list[Any], metric: str) -> str:
+def _trials_table(trials: list[Any], names: list[str]) -> str:
     rows = []
     for t in sorted(trials, key=lambda t: t.number):
-        value = f"{t.value:.5f}" if t.value is not None else ""
+        values = [f"{v:.5f}" for v in t.values] if t.values is not None else [""] * len(names)
         attrs = t.user_attrs
         cells = [
             str(t.number),
             t.state.name,
             str(attrs.get("exit_class", "")),
-            value,
+            *values,
             format_params(t.params),
             f"{attrs['wall_s']:.0f}" if "wall_s" in attrs else "",
             str(attrs.get("reason", ""))[:160],
         ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
-    head = "".join(f"<th>{h}</th>" for h in ("#", "state", "exit", html.escape(metric), "params", "wall s", "reason"))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ("#", "state", "exit", *names, "params", "wall s", "reason"))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
@@ -106,14 +114,14 @@ def write_report(store: StudyStore, out_dir: Path) -> Report:
     out_dir.mkdir(parents=True, exist_ok=True)
     study, trials = store.study, store.trials()
     attrs = store.attrs()
-    metric = attrs.get("metric", "value")
+    names = store.metric_names()
     report = Report(out_dir / "report.html")
     sections, plotly_js_included = [], False
     for plot in PLOTS:
-        reason = _why_not(plot, trials)
+        reason = _why_not(plot, trials, len(names))
         if reason is None:
             try:
-                figure = _figure(plot.key, plotly_backend, study, metric)
+                figure = _figure(plot.key, plotly_backend, study, names)
                 sections.append(
                     f"<h2>{plot.title}</h2>"
                     + figure.to_html(
@@ -121,7 +129,7 @@ def write_report(store: StudyStore, out_dir: Path) -> Report:
                     )
                 )
                 plotly_js_included = True
-                axes = _figure(plot.key, mpl_backend, study, metric)
+                axes = _figure(plot.key, mpl_backend, study, names)
                 png = out_dir / f"{plot.key}.png"
                 axes.figure.set_size_inches(9, 5.5)
                 axes.figure.tight_layout()
@@ -133,12 +141,15 @@ def write_report(store: StudyStore, out_dir: Path) -> Report:
                 reason = f"could not be drawn: {e}"
         report.skipped[plot.key] = reason
         sections.append(f"<h2>{plot.title}</h2><p class='skip'>Not shown: {html.escape(reason)}.</p>")
-    best = store.best()
+    front = store.pareto_front()
     summary = (
-        f"Best: trial #{best.number}, {html.escape(metric)} = {best.value:.6f} "
-        f"({html.escape(format_params(best.params))})"
-        if best
-        else "No COMPLETE trial yet."
+        "No COMPLETE trial yet."
+        if not front
+        else f"Best: trial #{front[0].number}, {html.escape(names[0])} = {front[0].values[0]:.6f} "
+        f"({html.escape(format_params(front[0].params))})"
+        if len(names) == 1
+        else f"Pareto front ({html.escape(', '.join(names))}): "
+        + "; ".join(f"#{t.number} " + ", ".join(f"{v:.6g}" for v in t.values) for t in front)
     )
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>tuner report: {html.escape(store.name)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:90%}}
@@ -146,6 +157,6 @@ td,th{{border:1px solid #ccc;padding:3px 6px}}.skip{{color:#a60}}</style></head>
 <h1>Study {html.escape(store.name)}</h1><p>{summary}</p>
 <p>{len(trials)} trials; sampler {html.escape(str(attrs.get("sampler", "-")))}, scheduler
 {html.escape(str(attrs.get("scheduler", "-")))}, budget {html.escape(str(attrs.get("budget", "-")))}.</p>
-{"".join(sections)}<h2>Trials</h2>{_trials_table(trials, metric)}</body></html>"""
+{"".join(sections)}<h2>Trials</h2>{_trials_table(trials, names)}</body></html>"""
     report.html.write_text(page, encoding="utf-8")
     return report

@@ -1,17 +1,20 @@
 """Disk: drop the weights and checkpoints of trials the study no longer needs.
 
 A full fine-tune writes a full model per trial (16 GB for an 8B model) plus checkpoints with
-optimizer state. Kept: the best K COMPLETE trials, trials the user pinned (`tune pin`), and
-interrupted trials whose retry may still continue from their checkpoint. Logs, metrics and
-configs always stay: only weight files and checkpoint folders go.
+optimizer state. Kept: the best K COMPLETE trials (a multi-objective study: its Pareto front),
+trials the user pinned (`tune pin`), and interrupted trials whose retry may still continue from
+their checkpoint. Logs, metrics and configs always stay: only weight files and checkpoint folders go.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tuner.study.front import pareto_front
 
 if TYPE_CHECKING:
     from tuner.study.store import StudyStore
@@ -41,11 +44,16 @@ def human(n: float) -> str:
 
 
 def keepers(
-    trials: list[Any], keep_best: int, minimize: bool, pinned: set[int] | frozenset[int] = frozenset()
+    trials: list[Any], keep_best: int, directions: Sequence[str], pinned: set[int] | frozenset[int] = frozenset()
 ) -> set[int]:
-    complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-    complete.sort(key=lambda t: t.value if minimize else -t.value)
-    keep = {t.number for t in complete[: max(0, keep_best)]}
+    """Trials whose weights stay: the `keep_best` best (a multi-objective study: its whole Pareto
+    front, when keep_best > 0), pinned ones, interrupted ones awaiting their retry, running ones."""
+    if len(directions) > 1:
+        keep = {t.number for t in pareto_front(trials, directions)} if keep_best > 0 else set()
+    else:
+        complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+        complete.sort(key=lambda t: t.value if directions[0] == "minimize" else -t.value)
+        keep = {t.number for t in complete[: max(0, keep_best)]}
     keep |= set(pinned) | {t.number for t in trials if t.user_attrs.get("pinned")}
     finished = {"COMPLETE", "PRUNED", "FAIL"}
     retried = {int(t.user_attrs["retry_of"]) for t in trials if "retry_of" in t.user_attrs and t.state.name in finished}
@@ -70,7 +78,7 @@ def _weights(output_dir: Path) -> list[Path]:
 def prune_weights(
     trials: list[Any],
     keep_best: int,
-    minimize: bool,
+    directions: Sequence[str],
     weightless: set[int] | None = None,
     pinned: set[int] | frozenset[int] = frozenset(),
 ) -> dict[int, int]:
@@ -79,7 +87,7 @@ def prune_weights(
     `weightless`, when given, is the caller's memory of finished trials already left without weights
     (nothing writes into a finished trial's folder again): they are skipped, and the trials this pass
     leaves weightless are added, so a long study does not scan thousands of folders per trial."""
-    keep = keepers(trials, keep_best, minimize, pinned)
+    keep = keepers(trials, keep_best, directions, pinned)
     freed: dict[int, int] = {}
     for t in trials:
         output = t.user_attrs.get("output_dir")
@@ -99,11 +107,11 @@ def prune_weights(
     return freed
 
 
-def free_weights(store: StudyStore, keep_best: int, minimize: bool, weightless: set[int]) -> None:
+def free_weights(store: StudyStore, keep_best: int, weightless: set[int]) -> None:
     """Prune the study's weights and keep the tally of freed bytes on the study (finished trials are
     immutable in Optuna, so it cannot live on them)."""
     trials = store.trials()
-    freed = prune_weights(trials, keep_best, minimize, weightless, store.pinned(trials))
+    freed = prune_weights(trials, keep_best, store.directions, weightless, store.pinned(trials))
     if freed:
         tally = {str(k): v for k, v in (store.attrs().get("weights_freed_bytes") or {}).items()}
         for number, size in freed.items():

@@ -11,11 +11,12 @@ if TYPE_CHECKING:
 
     from tuner.config.space import SearchSpace
 
-SAMPLERS = ("auto", "tpe", "gp", "random", "grid", "cmaes")
+SAMPLERS = ("auto", "tpe", "gp", "random", "grid", "cmaes", "nsga2")
+MULTI_OBJECTIVE_SAMPLERS = ("auto", "tpe", "gp", "random", "grid", "nsga2")  # CMA-ES optimizes one number
 
 
 def make_sampler(
-    name: str, seed: int | None, space: SearchSpace, startup_trials: int | None = None
+    name: str, seed: int | None, space: SearchSpace, startup_trials: int | None = None, objectives: int = 1
 ) -> optuna.samplers.BaseSampler:
     """Samplers by name. TPE and GP read the trials' constraints (Optuna 5 `set_constraint`), so
     points tuner marks infeasible (OOM, broken space constraints) steer them away. `auto` is
@@ -23,6 +24,13 @@ def make_sampler(
     prepare_study passes unless --startup-trials is given) it is exactly default_sampler's sampler."""
     import optuna
 
+    if objectives > 1 and name not in MULTI_OBJECTIVE_SAMPLERS:
+        raise ConfigError(
+            f"cannot search a study of {objectives} objectives (it optimizes one number)",
+            key="--sampler",
+            value=name,
+            fix=f"use one of {', '.join(MULTI_OBJECTIVE_SAMPLERS)} (auto: GP or TPE, both multi-objective)",
+        )
     if name == "auto":
         return _auto_sampler(space.distributions(), 10 if startup_trials is None else startup_trials, seed)
     startup = {} if startup_trials is None else {"n_startup_trials": startup_trials}
@@ -32,6 +40,8 @@ def make_sampler(
         return optuna.samplers.GPSampler(seed=seed, **startup)
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":  # Optuna's default for multi-objective studies: needs generations of 50 trials
+        return optuna.samplers.NSGAIISampler(seed=seed)
     if name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     if name == "grid":

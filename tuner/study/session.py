@@ -28,6 +28,7 @@ from tuner.study.disk import free_weights
 from tuner.study.gate import BudgetGate
 from tuner.study.outcome import Outcome, exit_class_of, outcome_attrs, read_json, state_of
 from tuner.study.retry import RetryPolicy
+from tuner.study.rungs import RungRule
 from tuner.study.shape import RunShape
 from tuner.study.store import StudyStore
 from tuner.trial.launch import stop_recorded
@@ -61,8 +62,11 @@ class StudySession:
         trials_dir: Path,
         *,
         shape: RunShape | None = None,
+        rungs: RungRule | None = None,
         clock: Callable[[], float] = time.time,  # wall time: spend is compared with trials' start times
     ) -> None:
+        """`rungs`: early stopping of a multi-objective study on its early_stopping_metric (Optuna's
+        pruner, the study's, does it for a single objective)."""
         self.store, self.block, self.space = store, block, space
         self.trials_dir = trials_dir
         self.shape = shape or RunShape()
@@ -75,6 +79,8 @@ class StudySession:
         self._clock = clock
         self.outcomes: list[Outcome] = []
         self._planned: set[int] = set()  # trials whose planned samples are recorded (the budget's unit)
+        self.rungs = rungs
+        self._latest: dict[int, tuple[float, int]] = {}  # trial -> its latest eval (value, samples), for `rungs`
         self._weightless: set[int] = set()  # finished trials whose weights are gone (see prune_weights)
         self.fatal: TunerError | None = None  # a storage failure: the study must stop
         self.space_exhausted = False  # every point of a finite space (the grid) has been started
@@ -183,12 +189,19 @@ class StudySession:
         if planned and number not in self._planned:
             self.store.set_trial_attrs(number, {PLANNED_SAMPLES: int(planned)})
             self._planned.add(number)
-        if math.isfinite(value):
+        if not math.isfinite(value):
+            return
+        if self.store.multi_objective:  # Optuna keeps no intermediate values there: see rungs.py
+            self._latest[number] = (value, samples)
+        else:
             self.store.report(number, value, samples)
 
     def should_prune(self, number: int) -> bool:
         """The study's early-stopping decision for a running trial, after its latest eval."""
-        return self.store.should_prune(number)
+        if not self.store.multi_objective:
+            return self.store.should_prune(number)
+        latest = self._latest.pop(number, None)
+        return self.rungs is not None and latest is not None and self.rungs.should_stop(self.store, number, *latest)
 
     def on_complete(self, number: int, final: dict[str, Any] | None, error: str | None = None) -> Outcome:
         """Record a trial's end. `final`: the trainable's last report if it ran to its own end;
@@ -213,7 +226,7 @@ class StudySession:
         self.store.tell(number, state, value, attrs)
         self.gate.finished(number, wall, counts=exit_class != "interrupted")
         self.retry.after(number, exit_class)
-        free_weights(self.store, self.shape.keep_best, self.block.experiment.direction == "minimize", self._weightless)
+        free_weights(self.store, self.shape.keep_best, self._weightless)
         outcome = Outcome(number, state, exit_class, value, reason, wall)
         self.outcomes.append(outcome)
         return outcome

@@ -9,8 +9,10 @@ instead of silently losing it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,3 +96,39 @@ def study_names(url: str) -> list[str]:
     storage = open_storage(url)
     with writing(url, "list studies"):
         return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+
+
+def study_lock(url: str, name: str) -> Callable[[], contextlib.AbstractContextManager[None]]:
+    """A study-wide lock across drivers: PostgreSQL's advisory lock on the study's name, re-entrant
+    within a thread (a second connection would wait on the first). SQLite allows a single driver,
+    so there is nothing to lock."""
+    if url.startswith("sqlite"):
+        return contextlib.nullcontext
+    held = threading.local()
+    engine: list[Any] = []  # created on first use
+    key = int(hashlib.sha1(f"tuner:{name}".encode()).hexdigest()[:15], 16)  # noqa: S324 - a lock id
+
+    @contextlib.contextmanager
+    def lock() -> Iterator[None]:
+        if getattr(held, "depth", 0):
+            held.depth += 1
+            try:
+                yield
+            finally:
+                held.depth -= 1
+            return
+        import sqlalchemy
+
+        if not engine:
+            engine.append(sqlalchemy.create_engine(url, pool_pre_ping=True))
+        with writing(url, "lock the study"), engine[0].connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            held.depth = 1
+            try:
+                yield
+            finally:
+                held.depth = 0
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
+                connection.commit()
+
+    return lock

@@ -8,16 +8,14 @@ Public Optuna API throughout, except where Optuna has none (see `_trial`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tuner.errors import ConfigError
 from tuner.redact import Redactor, redact_url
 from tuner.study.budget import trial_share
-from tuner.study.storage import open_storage, writing
+from tuner.study.storage import open_storage, study_lock, writing
 
 if TYPE_CHECKING:
     import optuna
@@ -36,6 +34,7 @@ class StudyStore:
         self.study, self.url = study, url
         self._redactor = Redactor(secrets)
         self._handles: dict[int, optuna.trial.Trial] = {}  # trials this process asked for
+        self._lock: Callable[[], contextlib.AbstractContextManager[None]] | None = None
 
     @classmethod
     def open(
@@ -43,13 +42,14 @@ class StudyStore:
         url: str,
         name: str,
         *,
-        direction: str = "minimize",
+        direction: str | Sequence[str] = "minimize",
         sampler: optuna.samplers.BaseSampler | None = None,
         pruner: optuna.pruners.BasePruner | None = None,
         secrets: tuple[str, ...] = (),
         create: bool = True,
     ) -> StudyStore:
-        """`pruner`: the study's early-stopping rule; none prunes (never Optuna's default MedianPruner)."""
+        """`pruner`: the study's early-stopping rule; none prunes (never Optuna's default MedianPruner).
+        `direction`: one, or a sequence of them for a multi-objective study."""
         import optuna
 
         storage = open_storage(url)
@@ -59,7 +59,7 @@ class StudyStore:
                 study = optuna.create_study(
                     storage=storage,
                     study_name=name,
-                    direction=direction,
+                    directions=[direction] if isinstance(direction, str) else list(direction),
                     sampler=sampler,
                     pruner=pruner,
                     load_if_exists=True,
@@ -135,10 +135,32 @@ class StudyStore:
             current = current | {number} if pinned else current - {number}
             self.set_attrs({"pinned_trials": sorted(current)})
 
-    def set_metric_name(self, name: str) -> None:
-        """Name the objective (the dashboard and plots show it instead of 'Objective 0')."""
-        with writing(self.url, "name the study's metric"):
-            self.study.set_metric_names([name])
+    @property
+    def directions(self) -> list[str]:
+        """'minimize' / 'maximize' for each objective (one unless the study is multi-objective)."""
+        return [d.name.lower() for d in self.study.directions]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.study.directions) > 1
+
+    def metric_names(self) -> list[str]:
+        """The objectives' names as the study records them (Optuna's metric names)."""
+        with writing(self.url, "read the study's metric names"):
+            names = self.study.metric_names
+        if names:
+            return list(names)
+        if not self.multi_objective:  # a study named only in its attrs (older tuner, tests)
+            return [str(self.attrs().get("metric", "value"))]
+        return [f"objective {i}" for i in range(len(self.study.directions))]
+
+    def set_metric_names(self, names: Sequence[str]) -> None:
+        """Name the objectives (the dashboard and plots show them instead of 'Objective 0')."""
+        import warnings
+
+        with writing(self.url, "name the study's metrics"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # experimental in Optuna since 3.2, and what its dashboard reads
+            self.study.set_metric_names(list(names))
 
     def set_trial_attrs(self, number: int, attrs: dict[str, Any]) -> None:
         with writing(self.url, f"write attributes of trial {number}"):
@@ -193,12 +215,12 @@ class StudyStore:
         self,
         number: int,
         state: str,
-        value: float | None = None,
+        value: float | Sequence[float] | None = None,
         attrs: dict[str, Any] | None = None,
         infeasible: str | None = None,
     ) -> None:
-        """Finish a trial: state is COMPLETE (with value), PRUNED or FAIL. `infeasible` names a
-        violated constraint, recorded before the state so samplers see it."""
+        """Finish a trial: state is COMPLETE (with value: one number, or one per objective), PRUNED
+        or FAIL. `infeasible` names a violated constraint, recorded before the state so samplers see it."""
         import optuna
         from optuna.trial import TrialState
 
@@ -208,7 +230,8 @@ class StudyStore:
                     self.set_trial_attrs(number, attrs)
                 if infeasible:
                     self._trial(number).set_constraint(infeasible, 1.0)
-                self.study.tell(number, value if state == "COMPLETE" else None, state=TrialState[state])
+                values = (list(value) if isinstance(value, Sequence) else value) if state == "COMPLETE" else None
+                self.study.tell(number, values, state=TrialState[state])
             except optuna.exceptions.UpdateFinishedTrialError:
                 # Another driver recorded it first: recovery of a driver it took for dead (this one).
                 log.warning("trial %d was already recorded by another driver; its record stands", number)
@@ -230,38 +253,12 @@ class StudyStore:
         with writing(self.url, "record an infeasible point"):
             self.study.add_trial(marker)
 
-    @contextlib.contextmanager
-    def exclusive(self) -> Iterator[None]:
+    def exclusive(self) -> contextlib.AbstractContextManager[None]:
         """Serialize "check the budget, then ask for a trial" across the drivers of a study, so a
-        trial budget of N gives exactly N trials however many drivers share it. PostgreSQL: an
-        advisory lock; SQLite allows a single driver, so nothing to do."""
-        if self.url.startswith("sqlite"):
-            yield
-            return
-        held = getattr(self, "_held", None)
-        if held is None:
-            held = self._held = threading.local()
-        if getattr(held, "depth", 0):  # re-entrant in one thread: a second connection would wait on the first
-            held.depth += 1
-            try:
-                yield
-            finally:
-                held.depth -= 1
-            return
-        import sqlalchemy
-
-        if getattr(self, "_lock_engine", None) is None:
-            self._lock_engine = sqlalchemy.create_engine(self.url, pool_pre_ping=True)
-        key = int(hashlib.sha1(f"tuner:{self.name}".encode()).hexdigest()[:15], 16)  # noqa: S324 - a lock id
-        with writing(self.url, "lock the study"), self._lock_engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:k)"), {"k": key})
-            held.depth = 1
-            try:
-                yield
-            finally:
-                held.depth = 0
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-                connection.commit()
+        trial budget of N gives exactly N trials however many drivers share it (storage.study_lock)."""
+        if self._lock is None:
+            self._lock = study_lock(self.url, self.name)
+        return self._lock()
 
     def trials_used(self, *, finished_only: bool = False) -> float:
         """What the study's trials use up of a trial budget, in full-trial equivalents (`trial_share`:
@@ -283,10 +280,17 @@ class StudyStore:
             self.study.add_trials(trials)
 
     def best(self) -> optuna.trial.FrozenTrial | None:
-        from optuna.trial import TrialState
-
-        done = [t for t in self.trials() if t.state == TrialState.COMPLETE and t.value is not None]
-        if not done:
+        """The best COMPLETE trial; None when there is none, or when the study is multi-objective
+        (it has a Pareto front instead: `pareto_front`)."""
+        if self.multi_objective:
             return None
-        pick = min if self.study.direction.name == "MINIMIZE" else max
-        return pick(done, key=lambda t: t.value)  # type: ignore[arg-type, return-value]
+        from tuner.study.front import best_of
+
+        return best_of(self.trials(), self.directions[0])
+
+    def pareto_front(self) -> list[optuna.trial.FrozenTrial]:
+        """The COMPLETE trials no other trial beats on every objective (one trial, the best, for a
+        single-objective study), by trial number."""
+        from tuner.study.front import pareto_front
+
+        return pareto_front(self.trials(), self.directions)

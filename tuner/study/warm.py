@@ -33,7 +33,7 @@ from tuner.study.store import WARM_START_ATTR, StudyStore
 if TYPE_CHECKING:
     import optuna
 
-    from tuner.config.block import Experiment
+    from tuner.config.experiment import Experiment
     from tuner.config.space import SearchSpace
 
 log = logging.getLogger(__name__)

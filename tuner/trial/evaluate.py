@@ -46,7 +46,7 @@ def evaluator_argv(evaluator: Evaluator, *, model_dir: Path, eval_file: Path, ou
 
 def run_evaluator(
     evaluator: Evaluator,
-    metric: str,
+    metric: str | None,
     *,
     model_dir: Path,
     eval_file: Path,
@@ -54,7 +54,8 @@ def run_evaluator(
     log_path: Path,
     env: dict[str, str],
 ) -> Evaluation:
-    """Run the evaluator to its end (or its timeout) and read `metric` from its JSON output."""
+    """Run the evaluator to its end (or its timeout) and read `metric` from its JSON output (None:
+    every objective comes from the training; the evaluator's numbers are kept all the same)."""
     argv = evaluator_argv(evaluator, model_dir=model_dir, eval_file=eval_file, output_json=output_json)
     output_json.unlink(missing_ok=True)
     with log_path.open("w", encoding="utf-8") as log:
@@ -81,7 +82,7 @@ def run_evaluator(
     return _read(output_json, metric, log_path)
 
 
-def _read(output_json: Path, metric: str, log_path: Path) -> Evaluation:
+def _read(output_json: Path, metric: str | None, log_path: Path) -> Evaluation:
     try:
         data = json.loads(output_json.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -91,6 +92,8 @@ def _read(output_json: Path, metric: str, log_path: Path) -> Evaluation:
             "eval_failed", f"the evaluator's {output_json.name} is not JSON: {e}", log_tail=_tail(log_path)
         )
     numbers = {k: float(v) for k, v in data.items() if isinstance(v, int | float)} if isinstance(data, dict) else {}
+    if metric is None:
+        return Evaluation("ok", metrics=numbers)
     value = numbers.get(metric)
     if value is None:
         return Evaluation(

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from tuner.config.metrics import GPU_HOURS
 from tuner.files import write_json_atomic
 from tuner.trial.classify import classify
 from tuner.trial.evaluate import Evaluation, run_evaluator
@@ -48,6 +49,7 @@ class TrialResult:
     master_port: int | None = None
     log_tail: list[str] = field(default_factory=list)
     evaluation: dict[str, float] = field(default_factory=dict)  # the custom evaluator's numbers
+    values: dict[str, float] = field(default_factory=dict)  # every objective's value (ok trials)
 
     @property
     def ok(self) -> bool:
@@ -88,7 +90,7 @@ def run_trial(
         master_addr=request.master_addr,
     )
     others = request.other_nodes
-    metric = request.block.experiment.metric
+    objectives = request.block.experiment.objectives
     for attempt in (1, 2):
         process = TrialProcess(spec).start()
         if others is not None:
@@ -140,36 +142,40 @@ def run_trial(
         break
 
     metrics = final_metrics(request.paths.output_dir) if returncode == 0 else {}
-    value = metrics.get(metric)
-    if value is None and returncode == 0 and last is not None and last.eval_metrics:
-        value = last.eval_metrics.get(metric)
+    if returncode == 0 and last is not None and last.eval_metrics:  # the last eval, where the final one is missing
+        metrics = {**last.eval_metrics, **metrics}
     stop_reason = process.stop_reason if process.stop_reason != "cleanup" else None
     evaluation: Evaluation | None = None
     evaluator = request.block.experiment.evaluator
     if evaluator is not None and returncode == 0 and stop_reason is None:  # the trained model, judged
         evaluation = run_evaluator(
             evaluator,
-            metric,
+            next((o.name for o in objectives if o.name not in metrics and o.name != GPU_HOURS), None),
             model_dir=request.paths.output_dir,
             eval_file=data.dataset_dir / "eval.jsonl",
             output_json=request.paths.evaluation,
             log_path=request.paths.evaluator_log,
             env=child_env(spec, 0),
         )
-        value = evaluation.value
+    wall_s = round(time.monotonic() - started, 3)
+    found = {**metrics, **(evaluation.metrics if evaluation is not None else {})}
+    found[GPU_HOURS] = wall_s * request.nproc * request.nnodes / 3600  # what the trial cost, evaluator included
+    values = {o.name: found[o.name] for o in objectives if o.name in found}
+    # Judged on the first objective that is missing or not finite (all of them must be there).
+    judged = next((o.name for o in objectives if not math.isfinite(values.get(o.name, math.nan))), objectives[0].name)
     exit_class, reason = classify(
-        returncode, stop_reason, value, tail, process.errors, metric=metric, written=sorted(metrics)
+        returncode, stop_reason, values.get(judged), tail, process.errors, metric=judged, written=sorted(metrics)
     )
     if evaluation is not None and evaluation.exit_class != "ok":
         exit_class, reason, tail = evaluation.exit_class, evaluation.reason, evaluation.log_tail
     result = TrialResult(
         exit_class=exit_class,
-        metric=metric,
-        value=value if exit_class == "ok" else None,
+        metric=objectives[0].name,
+        value=values[objectives[0].name] if exit_class == "ok" else None,
         metrics=metrics,
         reason=reason,
         returncode=returncode,
-        wall_s=round(time.monotonic() - started, 3),
+        wall_s=wall_s,
         startup_s=round(first_record_at - process.started_at, 3) if first_record_at else None,
         steps=last.step if last else 0,
         total_steps=last.total_steps if last else rendered.total_steps,
@@ -178,6 +184,7 @@ def run_trial(
         master_port=process.master_port,
         log_tail=[*process.errors[:3], "...", *tail[-30:]] if exit_class != "ok" else [],
         evaluation=evaluation.metrics if evaluation is not None else {},
+        values=values if exit_class == "ok" else {},
     )
     write_json_atomic(request.paths.result, result.to_json())
     if result.ok:
