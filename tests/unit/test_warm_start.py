@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from types import SimpleNamespace
 
 import optuna
 import pytest
@@ -15,6 +14,7 @@ from optuna.trial import TrialState, create_trial
 
 from tests.storage import BACKENDS, storage_url, unique_name
 from tuner.config.block import load_block
+from tuner.config.experiment import Experiment
 from tuner.config.space import Param, SearchSpace
 from tuner.errors import ConfigError
 from tuner.study.store import WARM_START_ATTR, StudyStore
@@ -32,7 +32,7 @@ SPACE = SearchSpace(
         "per_device_train_batch_size": Param("per_device_train_batch_size", "categorical", "training", choices=(4, 8)),
     }
 )
-LOSS = SimpleNamespace(metric="eval_loss", direction="minimize")
+LOSS = Experiment()
 
 
 def _source(url: str, name: str = "old", direction: str = "minimize", metric: str | None = "eval_loss") -> None:
@@ -93,7 +93,7 @@ def test_keeps_the_complete_trials_that_fit_the_new_space_and_says_why_others_no
 def test_maximize_reruns_the_highest_and_zero_reruns_none(tmp_path):
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
     _source(url, direction="maximize", metric="eval_accuracy")
-    accuracy = SimpleNamespace(metric="eval_accuracy", direction="maximize")
+    accuracy = Experiment(metric="eval_accuracy")
     warm = plan_warm_start(WarmSource("old", rerun=5), url, "new", SPACE, accuracy, None)
     assert warm is not None and [p["learning_rate"] for p, _ in warm.reruns] == [1e-4, 3e-4]  # 0.9 first
     none = plan_warm_start(WarmSource("old", rerun=0), url, "new", SPACE, accuracy, None)
@@ -144,6 +144,14 @@ def test_other_direction_or_metric_is_refused(tmp_path):
     _source(url, "other-metric", metric="eval_rougeL")
     with pytest.raises(ConfigError, match=r"measured 'eval_rougeL', the new study 'eval_loss'"):
         plan_warm_start(WarmSource("other-metric"), url, "new", SPACE, LOSS, None)
+
+
+def test_a_study_of_several_objectives_is_not_warm_started(tmp_path):
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    _source(url)
+    two = Experiment(metrics=[{"name": "eval_loss"}, {"name": "gpu_hours"}])
+    with pytest.raises(ConfigError, match=r"--warm-start: warm start is for studies of one objective; .*gpu_hours"):
+        plan_warm_start(WarmSource("old"), url, "new", SPACE, two, None)
 
 
 def test_a_source_without_usable_trials_says_why(tmp_path):

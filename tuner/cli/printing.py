@@ -82,8 +82,8 @@ def print_result(console: Console, result: TrialResult, paths: TrialPaths) -> No
     table = Table(show_header=False, box=None)
     style = "green" if result.ok else "bold red"
     table.add_row("exit", f"[{style}]{result.exit_class}[/]" + (f": {escape(result.reason)}" if result.reason else ""))
-    if result.value is not None:
-        table.add_row(result.metric, f"{result.value:.6f}")
+    for name, value in (result.values or ({result.metric: result.value} if result.value is not None else {})).items():
+        table.add_row(name, f"{value:.6f}")  # every objective of the block
     table.add_row("steps", f"{result.steps}/{result.total_steps}")
     table.add_row("train samples", str(result.n_train))
     table.add_row("global batch", str(result.global_batch_size))

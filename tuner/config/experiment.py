@@ -47,7 +47,7 @@ class ObjectiveMetric(_Strict):
     @classmethod
     def _direction_known(cls, value: str | None, info: ValidationInfo) -> str:
         if value is None:
-            raise ValueError(metrics.direction_required(str(info.data.get("name", ""))))
+            raise ValueError(metrics.direction_required(str(info.data.get("name", "")), entry=True))
         return value
 
 

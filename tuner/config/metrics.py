@@ -112,14 +112,16 @@ def spelling_hint(name: str, names: list[str]) -> str:
     return f"did you mean `{close[0]}`? " if close else ""
 
 
-def direction_required(name: str) -> str:
-    """Why the direction of `name` must be written (the rule of a parse error)."""
+def direction_required(name: str, *, entry: bool = False) -> str:
+    """Why the direction of `name` must be written (the rule of a parse error). `entry`: the metric
+    is an entry of experiment.metrics, not experiment.metric."""
     hint = spelling_hint(name, list(METRICS))
-    fix = f"{hint}correct experiment.metric, or for a metric of your own " if hint else ""
+    where = ("its name", "in its entry") if entry else ("experiment.metric", "under experiment")
+    fix = f"{hint}correct {where[0]}, or for a metric of your own " if hint else ""
     return (
         f"is required for metric {name!r}: tuner infers the direction only for a loss and for the "
-        f"metrics LLaMA-Factory writes ({', '.join(METRICS)}): {fix}"
-        "set `direction: maximize` or `direction: minimize` under experiment"
+        f"metrics it knows ({', '.join(METRICS)}): {fix}"
+        f"set `direction: maximize` or `direction: minimize` {where[1]}"
     )
 
 

@@ -21,7 +21,7 @@ class Outcome:
     number: int
     state: str  # COMPLETE | PRUNED | FAIL
     exit_class: str
-    value: float | None
+    value: float | list[float] | None  # one per objective in a multi-objective study
     reason: str
     wall_s: float
 

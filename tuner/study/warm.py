@@ -177,6 +177,13 @@ def _select(
     import optuna
     from optuna.trial import TrialState
 
+    if experiment.multi_objective:  # not built yet: copies would need every objective's value
+        raise ConfigError(
+            f"warm start is for studies of one objective; the new study is to {experiment.describe()}",
+            key="--warm-start",
+            value=source.study,
+            fix="drop --warm-start (or warm-start a single-objective study of one of these metrics)",
+        )
     if len(study.directions) != 1 or study.direction.name.lower() != experiment.direction:
         raise ConfigError(
             f"study {source.study!r} optimizes {[d.name.lower() for d in study.directions]}, "
