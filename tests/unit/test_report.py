@@ -52,3 +52,24 @@ def test_report_of_a_tiny_study_says_what_it_cannot_plot(tmp_path, states):
     assert "Not shown:" in text
     if states == ["FAIL"]:
         assert "history" in report.skipped and "No COMPLETE trial yet." in text
+
+
+def test_plots_leave_out_warm_start_copies(tmp_path):
+    """A warm start's copies (another study's trials) are history for the sampler, not this study's."""
+    from optuna.trial import TrialState, create_trial
+
+    from tuner.outputs.report import _own_trials
+    from tuner.study.store import WARM_START_ATTR
+
+    store = _study(tmp_path, ["COMPLETE", "COMPLETE"])
+    copy = create_trial(
+        state=TrialState.COMPLETE,
+        value=0.1,
+        params={"learning_rate": 1e-4},
+        distributions={"learning_rate": DIST["learning_rate"]},
+        user_attrs={WARM_START_ATTR: "old#3"},
+    )
+    store.add_trials([copy])
+    plotted = _own_trials(store, store.trials())
+    assert len(plotted.trials) == 2 and len(store.study.trials) == 3
+    assert "Best: trial #1" in write_report(store, tmp_path / "out").html.read_text()

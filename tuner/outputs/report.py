@@ -49,8 +49,8 @@ PLOTS = (
 
 
 def _why_not(plot: _Plot, trials: list[Any], objectives: int = 1) -> str | None:
-    if plot.key == "pareto" and not 2 <= objectives <= 3:
-        return "a Pareto front is drawn for studies of 2 or 3 objectives" if objectives > 1 else "one objective"
+    if plot.key == "pareto" and objectives > 3:
+        return "a Pareto front is drawn for studies of 2 or 3 objectives"
     complete = [t for t in trials if t.state.name == "COMPLETE"]
     if len(complete) < plot.needs_complete:
         return f"needs at least {plot.needs_complete} COMPLETE trial(s); this study has {len(complete)}"
@@ -103,6 +103,21 @@ def _trials_table(trials: list[Any], names: list[str]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
+def _own_trials(store: StudyStore, trials: list[Any]) -> Any:
+    """The study as Optuna's plots should see it: its own trials only, without the copies a warm
+    start added (another study's history, for the sampler). An in-memory copy: nothing is written."""
+    import optuna
+
+    if len(trials) == len(store.trials(warm=True)):
+        return store.study
+    study = optuna.create_study(directions=store.directions)
+    study.add_trials(trials)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # set_metric_names is experimental in Optuna
+        study.set_metric_names(store.metric_names())
+    return study
+
+
 def write_report(store: StudyStore, out_dir: Path) -> Report:
     import matplotlib
 
@@ -112,12 +127,13 @@ def write_report(store: StudyStore, out_dir: Path) -> Report:
     import optuna.visualization.matplotlib as mpl_backend
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    study, trials = store.study, store.trials()
+    trials = store.trials()
+    study = _own_trials(store, trials)
     attrs = store.attrs()
     names = store.metric_names()
     report = Report(out_dir / "report.html")
     sections, plotly_js_included = [], False
-    for plot in PLOTS:
+    for plot in (p for p in PLOTS if p.key != "pareto" or len(names) > 1):
         reason = _why_not(plot, trials, len(names))
         if reason is None:
             try:
