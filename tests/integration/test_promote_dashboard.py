@@ -67,6 +67,7 @@ def live_study(tmp_path_factory, demo):
     section["training"]["model_name_or_path"] = str(demo.model_dir)
     section["conversion"]["source"] = str(demo.root / section["conversion"]["source"])
     data["evolving"]["tunable_params"] = FAST_TUNABLES
+    section["training"]["per_device_train_batch_size"] = 8  # short trials: promote and the dashboard are tested
     block = root / "block.yaml"
     block.write_text("# my production block\n" + yaml_io.dumps(data))
     url, trials_dir = f"sqlite:///{root / 'tuner.db'}", root / "trials"

@@ -22,6 +22,7 @@ TINY = {
     "evolving.tunable_params": ["learning_rate"],
     "runtime_info.input.training.num_train_epochs": 1,
     "runtime_info.input.conversion.max_instances": 100,
+    "runtime_info.input.training.per_device_train_batch_size": 8,  # 13 steps: the cluster is under test
 }
 
 
