@@ -28,6 +28,8 @@ def test_a_two_objective_study_records_both_values_and_its_front(make_block, tmp
     args = ["--budget", "4", "--study", "two", "--seed", "3", "--max-concurrent", "1", "--sampler", "random"]
     done = run_tune("start", "--config", str(block), *where, *args)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    said = " ".join(done.stderr.split())
+    assert "Objectives: minimize eval_loss, minimize gpu_hours (a Pareto front; early stopping on eval_loss)" in said
 
     study = optuna.load_study(study_name="two", storage=url)
     assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]

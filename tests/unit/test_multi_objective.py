@@ -229,7 +229,7 @@ def _finished_study(tmp_path, block_path):
 
 
 def test_status_shows_the_pareto_front(make_block, tmp_path):
-    from tuner.cli.printing import print_studies, print_study
+    from tuner.cli.study_printing import print_studies, print_study
 
     _, url = _finished_study(tmp_path, make_block())
     console = Console(record=True, width=200)

@@ -125,7 +125,7 @@ def trial(
 def _run(block_config: Path | None, options: StartOptions, *, must_exist: bool = False) -> None:
     from rich.markup import escape
 
-    from tuner.cli import printing
+    from tuner.cli import printing, study_printing
     from tuner.cli.live import LiveView
     from tuner.cli.logs import study_log
     from tuner.errors import PreflightError
@@ -154,13 +154,13 @@ def _run(block_config: Path | None, options: StartOptions, *, must_exist: bool =
     # not the screen; the ones raised while the study was prepared are written there first.
     with study_log(session.trials_dir / session.store.name / "driver.log") as log_file:
         printing.print_findings(err, session.block.file, prepared.findings, quiet=True)
-        printing.print_study_start(err, prepared)
+        study_printing.print_study_start(err, prepared)
         if options.warm_start and "warm_start" in (attrs := session.store.attrs()):
             err.print(escape(describe_warm_start(attrs["warm_start"])), highlight=False)
         err.print(f"[dim]Driver log: {escape(str(log_file))}[/dim]")
         with LiveView(err, session, prepared.budget.describe()) as view:
             run_study(prepared, view.refresh, on_signal)
-        printing.print_study_end(out, session)
+        study_printing.print_study_end(out, session)
 
 
 @app.command()

@@ -19,14 +19,14 @@ def status(
     trials_dir: TrialsDirOpt = Path("trials"),
 ) -> None:
     """Show the studies in a storage, or one study's trials, as tables."""
-    from tuner.cli import printing
+    from tuner.cli import study_printing
     from tuner.study.storage import default_storage
 
     url = storage or default_storage(trials_dir)
     if study is None:
-        printing.print_studies(out, url)
+        study_printing.print_studies(out, url)
     else:
-        printing.print_study(out, url, study)
+        study_printing.print_study(out, url, study)
 
 
 @app.command()

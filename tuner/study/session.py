@@ -90,7 +90,8 @@ class StudySession:
         self._distributions = space.distributions()
         gib = self.shape.gpu_memory_gib
         limit = int(gib * 2**30) if gib and self.shape.gpus_per_trial else None  # no check on the CPU
-        self._memory = MemoryCheck(block, limit, self.shape.gpus_per_node, self.shape.nodes_per_trial)
+        # Configurations predicted not to fit are not run; `memory.unavailable` says why nothing is checked.
+        self.memory = MemoryCheck(block, limit, self.shape.gpus_per_node, self.shape.nodes_per_trial)
 
     @property
     def running(self) -> dict[int, float]:
@@ -130,11 +131,11 @@ class StudySession:
         if self.store.sampler_exhausted():
             self.space_exhausted = True
             return None
-        margin = refit_from_trials([t.user_attrs for t in self.store.trials()]) if self._memory.shape else None
+        margin = refit_from_trials([t.user_attrs for t in self.store.trials()]) if self.memory.shape else None
         for _ in range(MAX_INFEASIBLE_IN_A_ROW):
             number, params, attrs = self.store.ask_with_attrs(self._distributions)
             violation, constraint = self.space.violation(params, self.block, self.gate.processes), "global_batch_size"
-            verdict = self._memory.verdict(params, margin) if violation is None else None
+            verdict = self.memory.verdict(params, margin) if violation is None else None
             if verdict is not None and not verdict.fits:
                 violation, constraint = verdict.reason(), "memory"
             if violation is None:
