@@ -290,3 +290,22 @@ def test_dashboard_serves_the_front(make_block, tmp_path):
     assert detail["directions"] == ["maximize", "minimize"]
     assert detail["objective_names"] == ["eval_accuracy", "gpu_hours"]  # its axes are named
     assert [t["number"] for t in detail["best_trials"]] == [0, 1]
+
+
+@pytest.mark.parametrize("name", ["auto", "tpe", "nsga2"])
+def test_multi_objective_samplers_propose_past_their_startup(tmp_path, name):
+    """GP (auto on a numeric space), TPE and NSGA-II model a two-objective study once past random."""
+    from tuner.config.space import Param, SearchSpace
+
+    space = SearchSpace(params={"learning_rate": Param("learning_rate", "float", "training", 1e-5, 1e-3, log=True)})
+    store = StudyStore.open(
+        f"sqlite:///{tmp_path / 't.db'}",
+        "mo",
+        direction=["minimize", "minimize"],
+        sampler=make_sampler(name, 0, space, 3, 2),
+    )
+    for _ in range(6):
+        number, params = store.ask(space.distributions())
+        lr = params["learning_rate"]
+        store.tell(number, "COMPLETE", [abs(lr - 3e-4) * 1e4, lr * 1e3])
+    assert len(store.pareto_front()) >= 1 and all(t.state.name == "COMPLETE" for t in store.trials())
