@@ -18,15 +18,9 @@ def test_demo_block_loads_with_typed_fields_and_passthrough(make_block):
     block = load_block(make_block({"runtime_info.input.training.neftune_noise_alpha": 5}))
     t = block.training
     assert t.learning_rate == pytest.approx(1e-3) and isinstance(t.learning_rate, float)
-    assert t.passthrough == {"logging_steps": 5, "neftune_noise_alpha": 5}
-    assert block.conversion.max_instances == 300
-    assert list(block.evolving.tunable_params) == [
-        "learning_rate",
-        "num_train_epochs",
-        "per_device_train_batch_size",
-        "gradient_accumulation_steps",
-        "max_instances",
-    ]
+    assert t.passthrough == {"per_device_eval_batch_size": 20, "logging_steps": 5, "neftune_noise_alpha": 5}
+    assert block.conversion.max_instances == 100
+    assert list(block.evolving.tunable_params) == ["learning_rate", "num_train_epochs", "warmup_ratio"]
 
 
 def test_tunable_params_as_list_means_space_defaults(make_block):

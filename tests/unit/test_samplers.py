@@ -70,19 +70,21 @@ def test_default_sampler_proposes_inside_the_space_and_is_reproducible():
     assert all(1e-5 <= p["learning_rate"] <= 1e-3 and 1 <= p["num_train_epochs"] <= 3 for p in first)
 
 
+CATEGORICAL_TUNABLES = {"learning_rate": {}, "per_device_train_batch_size": {"choices": [4, 8]}}
+NUMERIC_TUNABLES = {"learning_rate": {}, "num_train_epochs": {"low": 1, "high": 3}}
+
+
 def test_auto_with_explicit_startup_trials_keeps_them(make_block):
     from tuner.config.block import load_block
     from tuner.config.space import build_space
 
-    space = build_space(load_block(make_block()))  # the demo space: categorical batch sizes -> TPE
+    space = build_space(load_block(make_block({"evolving.tunable_params": CATEGORICAL_TUNABLES})))
     assert settings(make_sampler("auto", 0, space, 7)) == ("TPESampler", 7, True)
+    demo = build_space(load_block(make_block()))  # the demo's space is all numeric: GP first
+    assert settings(make_sampler("auto", 0, demo, 7)) == ("GPThenTPE", ("GPSampler", 7, None), ("TPESampler", 7, True))
 
 
-CATEGORICAL = {"learning_rate": {}, "per_device_train_batch_size": {"choices": [4, 8]}}
-NUMERIC = {"learning_rate": {}, "num_train_epochs": {"low": 1, "high": 3}}
-
-
-@pytest.mark.parametrize("tunable", [CATEGORICAL, NUMERIC])
+@pytest.mark.parametrize("tunable", [CATEGORICAL_TUNABLES, NUMERIC_TUNABLES])
 def test_tune_start_builds_the_default_sampler(make_block, tmp_path, tunable):
     """prepare_study with no --sampler / --startup-trials builds what default_sampler returns for the
     study's space and trial budget, and records `auto` and its startup trials."""
@@ -97,7 +99,7 @@ def test_tune_start_builds_the_default_sampler(make_block, tmp_path, tunable):
     store = prepared.session.store
     built = store.study.sampler
     assert settings(built) == settings(default_sampler(prepared.session._distributions, 12, 0))
-    assert type(built).__name__ == ("GPThenTPE" if tunable is NUMERIC else "TPESampler")
+    assert type(built).__name__ == ("GPThenTPE" if tunable is NUMERIC_TUNABLES else "TPESampler")
     assert store.attrs()["sampler"] == "auto" and store.attrs()["startup_trials"] == 3
 
 

@@ -19,10 +19,23 @@ def test_default_space_file_matches_the_design():
     assert space.params["max_instances"].target == "conversion"
 
 
+MIXED_TUNABLES = {
+    "learning_rate": {},
+    "num_train_epochs": {"low": 1, "high": 3},
+    "per_device_train_batch_size": {"choices": [4, 8]},
+    "max_instances": {"low": 100, "high": 300},
+}
+
+
 def test_demo_space_narrows_to_optuna_distributions(make_block):
-    space = build_space(load_block(make_block()))
+    d = build_space(load_block(make_block())).distributions()  # the demo's: all numeric
+    assert d == {
+        "learning_rate": FloatDistribution(1e-5, 1e-3, log=True),
+        "num_train_epochs": IntDistribution(1, 5),
+        "warmup_ratio": FloatDistribution(0.0, 0.2),
+    }
+    space = build_space(load_block(make_block({"evolving.tunable_params": MIXED_TUNABLES})))
     d = space.distributions()
-    assert d["learning_rate"] == FloatDistribution(1e-5, 1e-3, log=True)
     assert d["num_train_epochs"] == IntDistribution(1, 3)
     assert d["per_device_train_batch_size"] == CategoricalDistribution([4, 8])
     assert d["max_instances"] == IntDistribution(100, 300, log=True)  # log scale from the space file
@@ -37,7 +50,7 @@ def test_list_of_names_takes_space_file_ranges(make_block):
 def test_space_serializes_to_json_for_the_study(make_block):
     import json
 
-    space = build_space(load_block(make_block()))
+    space = build_space(load_block(make_block({"evolving.tunable_params": MIXED_TUNABLES})))
     data = json.loads(json.dumps(space.to_dict()))
     assert data["params"]["learning_rate"]["log"] is True
     assert data["params"]["per_device_train_batch_size"]["choices"] == [4, 8]
