@@ -135,8 +135,8 @@ def test_impossible_global_batch_is_refused_with_the_values_and_the_fix(tmp_path
 
 
 def test_older_trial_with_only_gpus_computes_its_batch_from_params_and_block(tmp_path, make_block):
-    # per_device and accum not tuned: the demo block's 8 and 1; 1 GPU -> 8; production 2 GPUs -> 4 each.
-    block = make_block({"n_gpus_per_node": 2})
+    # per_device and accum not tuned: the block's 8 and 1; 1 GPU -> 8; production 2 GPUs -> 4 each.
+    block = make_block({"n_gpus_per_node": 2, "runtime_info.input.training.per_device_train_batch_size": 8})
     store, _ = _study(tmp_path, block, [({"learning_rate": 1e-4}, {"gpus": 1}, 1.0)], record_block=False)
     done = promote(store, to=tmp_path / "prod.yaml")
     assert done.batch_notes == (
@@ -185,7 +185,7 @@ def test_cli_prints_the_adjustment_and_refuses_without_traceback(tmp_path, make_
     code, out, err = _tune(monkeypatch, capsys, "promote", "s", "--storage", url, "--to", str(target))
     assert code in (0, None), err
     assert "gradient_accumulation_steps 4 -> 1 so the global batch stays 32 on 8 GPUs (trial: 2 GPUs)" in out
-    assert f"Promoted trial #0 (1.000000) to {target}" in out
+    assert f"Promoted trial #0 (eval_loss=1) to {target}" in out
     assert yaml_io.load(target)["provenance"]["global_batch_size"] == 32
 
     other = tmp_path / "p1.yaml"

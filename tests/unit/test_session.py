@@ -114,8 +114,9 @@ def test_trial_budget_stops_handing_out_trials(make_session):
 
 
 def test_constraint_violations_are_not_run(make_session):
-    # every demo batch choice (4 or 8) x accumulation (1 or 2) gives a global batch >= 4
-    session, _ = make_session(changes={"evolving.global_batch_size": [1, 3]})
+    # every batch choice (4 or 8) x accumulation (1 or 2) gives a global batch >= 4
+    tunables = {"per_device_train_batch_size": {"choices": [4, 8]}, "gradient_accumulation_steps": {"choices": [1, 2]}}
+    session, _ = make_session(changes={"evolving.global_batch_size": [1, 3], "evolving.tunable_params": tunables})
     with pytest.raises(Exception, match="broke the space's constraints"):
         session.next_trial()
     trials = session.store.trials()
