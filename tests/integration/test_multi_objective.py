@@ -45,6 +45,8 @@ def test_a_two_objective_study_records_both_values_and_its_front(make_block, tmp
         at_rungs = rung_values(t.user_attrs)
         assert at_rungs and at_rungs[0] == evals[0]["eval_loss"]
         assert t.state.name == "COMPLETE" or t.user_attrs["exit_class"] == "pruned"
+        if t.state.name == "PRUNED":  # counts only the fraction it ran against the trial budget
+            assert t.user_attrs["samples_seen"] < t.user_attrs["planned_samples"]
 
     status = run_tune("status", "two", *where)
     assert status.returncode == 0 and "Pareto front (minimize eval_loss, minimize gpu_hours)" in status.stdout

@@ -166,6 +166,16 @@ def test_early_stopping_on_the_named_metric_follows_ashas_rule(two_objective_ses
     assert not session.should_prune(tickets[3].number)  # no new eval: nothing to decide
 
 
+def test_a_trial_stopped_early_counts_the_fraction_it_ran(two_objective_session):
+    """Optuna keeps no intermediate values in such a study: the progress is a trial attribute."""
+    session = two_objective_session
+    ticket = session.next_trial()
+    session.on_eval(ticket.number, 3.0, samples=100, planned=400)
+    session.on_complete(ticket.number, None)  # stopped from outside (scheduler): no result.json
+    (trial,) = session.store.trials()
+    assert trial.state.name == "PRUNED" and session.store.trials_used() == pytest.approx(0.25)
+
+
 def test_ashas_rule_matches_optunas():
     assert promotable(1.0, [1.0], 3, minimize=True)  # alone: the best goes on
     assert promotable(1.0, [1.0, 2.0, 3.0], 3, minimize=True) and not promotable(2.0, [1.0, 2.0, 3.0], 3, True)

@@ -23,6 +23,9 @@ Kind = Literal["trials", "wall", "gpu"]
 _DURATION = re.compile(r"^(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
 _GPU_HOURS = re.compile(r"^(?P<n>\d+(?:\.\d+)?)\s*gpu-?h(?:ours?)?$")
 PLANNED_SAMPLES = "planned_samples"  # trial attribute: samples it sees if it runs to its end
+# Trial attribute: samples seen at its latest eval, where Optuna keeps no intermediate values (a
+# multi-objective study); a single-objective trial's progress is its last intermediate value's step.
+SAMPLES_SEEN = "samples_seen"
 _FIX = "write a trial count (20), a duration (90m, 8h, 1h30m) or GPU-hours (16gpu-h)"
 
 
@@ -100,6 +103,7 @@ def trial_share(state: str, attrs: dict[str, Any], last_step: int | None) -> flo
     if steps and total:
         return min(1.0, float(steps) / float(total))
     planned = attrs.get(PLANNED_SAMPLES)
+    last_step = last_step or attrs.get(SAMPLES_SEEN)
     if last_step and planned:
         return min(1.0, float(last_step) / float(planned))
     return 1.0

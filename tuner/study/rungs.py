@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from tuner.study.store import StudyStore
 
 RUNG_ATTR = "rung_{}"  # the trial's value of the early-stopping metric at rung k
-LAST_ATTR = "early_stopping_last"  # [samples seen, value] of the trial's latest eval
 
 
 def promotable(value: float, competing: Sequence[float], reduction_factor: int, minimize: bool) -> bool:
@@ -40,19 +39,18 @@ class RungRule:
 
     def should_stop(self, store: StudyStore, number: int, value: float, samples: int) -> bool:
         """Record the trial's eval at `samples`; True when it falls out at a rung it just reached."""
+        if not self.points or samples < self.points[0]:
+            return False  # before the first rung: nothing to compare (and nothing to read)
         with store.exclusive():  # drivers record rung values and compare them one at a time
             trials = store.trials()
             mine = next((t for t in trials if t.number == number), None)
             recorded = mine.user_attrs if mine is not None else {}
-            new = {LAST_ATTR: [int(samples), float(value)]}
-            reached = [
-                k for k, point in enumerate(self.points) if samples >= point and RUNG_ATTR.format(k) not in recorded
-            ]
-            for k in reached:
-                new[RUNG_ATTR.format(k)] = float(value)
-            store.set_trial_attrs(number, new)
-            for k in reached:
-                key = RUNG_ATTR.format(k)
+            keys = [RUNG_ATTR.format(k) for k, point in enumerate(self.points) if samples >= point]
+            reached = [key for key in keys if key not in recorded]
+            if not reached:
+                return False
+            store.set_trial_attrs(number, dict.fromkeys(reached, float(value)))
+            for key in reached:
                 competing = [float(t.user_attrs[key]) for t in trials if key in t.user_attrs and t.number != number]
                 if not promotable(float(value), [*competing, float(value)], self.reduction_factor, self.minimize):
                     return True

@@ -23,7 +23,7 @@ from tuner.config.block import Block
 from tuner.config.memory_check import MemoryCheck, refit_from_trials
 from tuner.config.space import SearchSpace
 from tuner.errors import TunerError
-from tuner.study.budget import PLANNED_SAMPLES, Ledger
+from tuner.study.budget import PLANNED_SAMPLES, SAMPLES_SEEN, Ledger
 from tuner.study.disk import free_weights
 from tuner.study.gate import BudgetGate
 from tuner.study.outcome import Outcome, exit_class_of, outcome_attrs, read_json, state_of
@@ -194,6 +194,7 @@ class StudySession:
             return
         if self.store.multi_objective:  # Optuna keeps no intermediate values there: see rungs.py
             self._latest[number] = (value, samples)
+            self.store.set_trial_attrs(number, {SAMPLES_SEEN: int(samples)})  # what a stopped trial used
         else:
             self.store.report(number, value, samples)
 
