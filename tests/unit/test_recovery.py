@@ -85,7 +85,10 @@ def test_crash_is_retried_up_to_n_times_but_never_an_oom(make_block, tmp_path):
 
 
 def _t(number, state, value=None, **attrs):
-    return SimpleNamespace(number=number, state=SimpleNamespace(name=state), value=value, user_attrs=attrs)
+    values = [value] if value is not None else None
+    return SimpleNamespace(
+        number=number, state=SimpleNamespace(name=state), value=value, values=values, user_attrs=attrs
+    )
 
 
 def test_keepers_best_k_pinned_and_pending_retries():

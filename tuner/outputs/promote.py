@@ -26,7 +26,7 @@ from tuner.errors import ConfigError
 from tuner.files import write_text_atomic
 from tuner.outputs.batch import ACCUM, PER_DEVICE, TrialBatch, batch_notes, fit_batch, refusal, trial_batch
 from tuner.redact import redact_url
-from tuner.study.front import Condition, describe_front, pick_by_rule
+from tuner.study.front import Condition, describe_front, pick_by_rule, ranked
 from tuner.study.store import StudyStore
 
 
@@ -152,11 +152,7 @@ def _absolutize_paths(section: Any, block_dir: Path) -> None:
 
 def _alternative(store: StudyStore, gpus: int) -> int | None:
     """The best COMPLETE trial whose global batch size `gpus` divides (for a refusal's fix)."""
-    if store.multi_objective:  # another trade-off of the front
-        done = store.pareto_front()
-    else:
-        done = [t for t in store.trials() if t.state.name == "COMPLETE" and t.value is not None]
-        done.sort(key=lambda t: t.value, reverse=store.directions[0] == "maximize")
+    done = ranked(store.trials(), store.directions)  # several objectives: another trade-off of the front
     fits = [t for t in done if isinstance(gbs := t.user_attrs.get("global_batch_size"), int) and gbs % gpus == 0]
     return fits[0].number if fits else None
 

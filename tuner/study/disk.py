@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tuner.study.front import pareto_front
+from tuner.study.front import ranked
 
 if TYPE_CHECKING:
     from tuner.study.store import StudyStore
@@ -48,12 +48,9 @@ def keepers(
 ) -> set[int]:
     """Trials whose weights stay: the `keep_best` best (a multi-objective study: its whole Pareto
     front, when keep_best > 0), pinned ones, interrupted ones awaiting their retry, running ones."""
-    if len(directions) > 1:
-        keep = {t.number for t in pareto_front(trials, directions)} if keep_best > 0 else set()
-    else:
-        complete = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-        complete.sort(key=lambda t: t.value if directions[0] == "minimize" else -t.value)
-        keep = {t.number for t in complete[: max(0, keep_best)]}
+    best = ranked(trials, directions)
+    kept = best if len(directions) > 1 else best[:keep_best]
+    keep = {t.number for t in kept} if keep_best > 0 else set()
     keep |= set(pinned) | {t.number for t in trials if t.user_attrs.get("pinned")}
     finished = {"COMPLETE", "PRUNED", "FAIL"}
     retried = {int(t.user_attrs["retry_of"]) for t in trials if "retry_of" in t.user_attrs and t.state.name in finished}

@@ -25,11 +25,19 @@ def _complete(trials: Sequence[Any]) -> list[Any]:
     ]
 
 
+def ranked(trials: Sequence[Any], directions: Sequence[str]) -> list[Any]:
+    """COMPLETE trials best first (the lower number on a tie); for several objectives, the Pareto
+    front by number (no order among trade-offs). What best, promote and the weights cleanup read."""
+    if len(directions) > 1:
+        return pareto_front(trials, directions)
+    sign = 1.0 if directions[0] == "minimize" else -1.0
+    return sorted(_complete(trials), key=lambda t: (sign * t.values[0], t.number))
+
+
 def best_of(trials: Sequence[Any], direction: str) -> Any | None:
     """The COMPLETE trial with the best value (the lowest number on a tie); None when none is complete."""
-    done = sorted(_complete(trials), key=lambda t: t.number)
-    pick = min if direction == "minimize" else max
-    return pick(done, key=lambda t: t.values[0]) if done else None
+    best = ranked(trials, [direction])
+    return best[0] if best else None
 
 
 def _losses(values: Sequence[float], directions: Sequence[str]) -> tuple[float, ...]:
