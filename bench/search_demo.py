@@ -5,7 +5,7 @@ Compute = summed trial process-seconds (what a GPU-hour budget counts), in the o
 
     .venv/bin/python bench/search_demo.py [--trials 10] [--seeds 3] [--concurrency 2] [--startup-trials 3]
 
-The demo's best region is off its space's corners (about 3 of 1..5 epochs at lr 8e-4..1e-3:
+The demo's best region is inside its space (about 3 of 1..5 epochs at lr 3e-4 of 1e-5..1e-3:
 bench/landscape.py, docs/benchmarks.md 2g), so probing the corners does not find it. The synthetic
 counterpart (hundreds of cheap trials, same study code) is bench/search.py.
 Per strategy: median final best eval_loss, mean rank across seeds (1 = best of the seed), median

@@ -19,7 +19,7 @@ def test_demo_block_loads_with_typed_fields_and_passthrough(make_block):
     t = block.training
     assert t.learning_rate == pytest.approx(1e-3) and isinstance(t.learning_rate, float)
     assert t.passthrough == {"per_device_eval_batch_size": 20, "logging_steps": 5, "neftune_noise_alpha": 5}
-    assert block.conversion.max_instances == 100
+    assert block.conversion.max_instances == 50
     assert list(block.evolving.tunable_params) == ["learning_rate", "num_train_epochs", "warmup_ratio"]
 
 

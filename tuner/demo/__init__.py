@@ -18,7 +18,7 @@ from tuner.files import cache_root
 log = logging.getLogger(__name__)
 
 # Bump when the generated artefacts change, so stale caches are not reused.
-DEMO_VERSION = 2
+DEMO_VERSION = 3
 TRAIN_POOL, EVAL_SIZE, SEED = 300, 60, 1234
 _TEMPLATE = Path(__file__).with_name("block.yaml")
 

@@ -51,7 +51,8 @@ def build_tokenizer(lines: Iterable[str], out_dir: Path, vocab_size: int = 2048)
 
 
 def build_model(out_dir: Path, vocab_size: int, seed: int) -> None:
-    """Save a random-init Qwen3ForCausalLM: hidden 128, 2 layers (about 0.7M parameters)."""
+    """Save a random-init Qwen3ForCausalLM: hidden 256, 2 layers (about 1.8M parameters). Wide enough
+    that a learning rate of 1e-3, the top of the spec's range, is past its best (docs/benchmarks.md, 2g)."""
     import torch
     from transformers import AutoTokenizer, Qwen3Config, Qwen3ForCausalLM
 
@@ -59,11 +60,11 @@ def build_model(out_dir: Path, vocab_size: int, seed: int) -> None:
     torch.manual_seed(seed)
     config = Qwen3Config(
         vocab_size=vocab_size,
-        hidden_size=128,
-        intermediate_size=384,
+        hidden_size=256,
+        intermediate_size=768,
         num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=8,
+        num_key_value_heads=4,
         head_dim=32,
         max_position_embeddings=4096,
         tie_word_embeddings=True,
