@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -44,6 +45,14 @@ def _read_only(app: Callable[..., Any]) -> Callable[..., Any]:
     return guarded
 
 
+class _ThreadedServer(ThreadingMixIn, WSGIServer):
+    """One thread per request, as optuna-dashboard's own CLI serves: a browser that holds a connection
+    open without sending (a speculative preconnect) cannot block other requests, and daemon threads
+    cannot keep the process alive after Ctrl-C."""
+
+    daemon_threads = True
+
+
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("dashboard: " + format, *args)
@@ -55,7 +64,9 @@ def make_dashboard(url: str, host: str, port: int) -> WSGIServer:
 
     storage = open_storage(readonly_url(url), read_only=True)
     try:
-        return make_server(host, port, _read_only(wsgi(storage)), handler_class=_QuietHandler)
+        return make_server(
+            host, port, _read_only(wsgi(storage)), server_class=_ThreadedServer, handler_class=_QuietHandler
+        )
     except OSError as e:
         raise ConfigError(
             f"cannot listen on {host}:{port}: {e.strerror}",
