@@ -100,8 +100,8 @@ def dashboard(
     ),
     port: Annotated[int, typer.Option("--port", help="Port to serve on.")] = 8080,
 ) -> None:
-    """Serve optuna-dashboard on the study storage (read-only) until Ctrl-C."""
-    from tuner.outputs.dashboard import describe, make_dashboard
+    """Serve optuna-dashboard on the study storage (read-only) until Ctrl-C or SIGTERM."""
+    from tuner.outputs.dashboard import describe, make_dashboard, serve_until_stopped
     from tuner.study.storage import default_storage
 
     url = storage or default_storage(trials_dir)
@@ -111,12 +111,8 @@ def dashboard(
             f"[yellow]Listening on {escape(host)}: anyone who can reach this machine can read the studies.[/yellow]"
         )
     out.print(f"Dashboard: {escape(describe(url, host, port))}  (Ctrl-C to stop)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        out.print("Dashboard stopped.")
-    finally:
-        server.server_close()
+    serve_until_stopped(server)
+    out.print("Dashboard stopped.")
 
 
 @app.command()

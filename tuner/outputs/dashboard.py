@@ -9,6 +9,7 @@ Localhost by default: binding elsewhere must be asked for, and is printed.
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from socketserver import ThreadingMixIn
@@ -74,6 +75,29 @@ def make_dashboard(url: str, host: str, port: int) -> WSGIServer:
             value=port,
             fix="choose a free port, e.g. --port 8081",
         ) from None
+
+
+class _Stop(BaseException):
+    """Not an Exception: socketserver's request handling catches those and would serve on."""
+
+
+def _raise_stop(signum: int, frame: Any) -> None:
+    raise _Stop
+
+
+def serve_until_stopped(server: WSGIServer) -> None:
+    """Serve until Ctrl-C or SIGTERM, then close the port. Both are handled here, as the driver does:
+    a dashboard started in the background of a script inherits SIGINT ignored, and `kill`, systemd
+    and `docker stop` send SIGTERM; either must stop it cleanly rather than be lost or kill it."""
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.serve_forever()
+    except _Stop:
+        pass
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        server.server_close()
 
 
 def describe(url: str, host: str, port: int) -> str:
