@@ -6,10 +6,11 @@ A search benchmark on the demo (bench/search_demo.py) can only tell strategies a
 configuration is inside the space, not in a corner every boundary-seeking method finds.
 
     .venv/bin/python bench/landscape.py [--grid learning_rate=1e-4,3e-4,1e-3 num_train_epochs=1,3,5]
-        [--set training.per_device_train_batch_size=4 ...] [--every 0] [--concurrency 2]
+        [--set training.per_device_train_batch_size=4 ...] [--every 0] [--at 17,50] [--concurrency 2]
 
 `--set` changes the demo block (keys under runtime_info.input) for exploring other settings of the
-demo; `--every N` also records each trial's eval_loss every N samples (its curve).
+demo; `--every N` also records each trial's eval_loss every N samples (its curve), `--at` at the
+samples listed (bench/demo_table.py uses the rungs of a 150-sample trial).
 Last line: the best configuration, and whether it is interior in every gridded parameter.
 """
 
@@ -72,6 +73,7 @@ def run_grid(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     grid = parse_grid(args.grid)
     configs = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     dense = tuple(range(args.every, 100_000, args.every)) if args.every else ()
+    dense = tuple(sorted({*dense, *(int(a) for a in args.at.split(",") if a)}))
 
     def one(i: int) -> dict[str, Any]:
         paths = trial_paths(tmp, "landscape", i)
@@ -118,6 +120,7 @@ def main() -> None:
     parser.add_argument("--grid", nargs="+", default=list(DEFAULT_GRID), help="NAME=v1,v2,... (a product)")
     parser.add_argument("--set", nargs="*", default=[], help="KEY=VALUE under runtime_info.input")
     parser.add_argument("--every", type=int, default=0, help="also evaluate every this many samples")
+    parser.add_argument("--at", default="", help="also evaluate at these samples seen, e.g. 17,50")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "landscape.json")
     args = parser.parse_args()

@@ -3,7 +3,9 @@
 A self-contained simulator of asynchronous workers (no Ray, no tuner study): each trial is 9 fidelity
 steps long, evaluated at the rungs (1, 3: `SchedulerSettings.for_study("asha", 9).progress_points()`,
 reduction factor 3) and at its end (9). The functions are those of sections 2a/2e (`bench/search.py`:
-multi-fidelity Branin and Hartmann-3); a trial's final value is its value at step 9.
+multi-fidelity Branin and Hartmann-3) and the demo (`bench/demo_table.py`: real demo trainings' eval_loss
+at the same rungs, looked up); a trial's final value is its value at step 9. The simulator itself is
+`bench/asha_sim.py`.
 
 - stop-type ASHA (what tuner does today, Optuna's SuccessiveHalvingPruner with min_early_stopping_rate
   0): a trial reaching a rung continues if its value is within the best max(1, n // 3) of the n values
@@ -23,9 +25,12 @@ value) and then PRUNED at the next rung or COMPLETE; RUNNING for a trial in flig
 
 Equal compute: every run gets the same total fidelity units (`--budgets`, default 180 = 20 full trials
 and 360), counting the steps actually trained; when the budget is spent, training in flight is cut
-(both schedulers lose that). Simulated time: each step costs 1 unit per worker.
+(both schedulers lose that). Simulated time: each step costs 1 unit per worker. A job's start-up (a new
+trial, and every resume of a paused one) costs units too: 0 on the functions and on `demo-free-start`
+(the best case for promotion), the demo's measured start-up on `demo` (13 steps of a 9-step trial).
 
     .venv/bin/python bench/promotion_asha.py [--seeds 10] [--budgets 180,360] [--concurrency 2,4]
+        [--functions branin,hartmann3,demo,demo-free-start]
 
 Last line: median over (function, sampler, concurrency, budget) cells of the ratio of median regrets,
 promotion / stop (< 1: pausing wins).
@@ -34,14 +39,13 @@ promotion / stop (< 1: pausing wins).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import statistics
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -49,14 +53,10 @@ sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT))
 
 import optuna  # noqa: E402
-from optuna.trial import TrialState, create_trial  # noqa: E402
+from asha_sim import RUNGS, STEPS, Task, simulate  # noqa: E402
+from demo_table import demo_task  # noqa: E402
 from search import FUNCTIONS, branin, hartmann3  # noqa: E402
 
-from tuner.orchestrate.plan import SchedulerSettings  # noqa: E402
-
-STEPS = 9
-RUNGS = tuple(SchedulerSettings.for_study("asha", STEPS).progress_points())  # (1, 3)
-ETA = 3
 # Known minima at full fidelity (s = 1: the standard functions).
 OPTIMUM = {
     "branin": branin({"x1": math.pi, "x2": 2.275}, STEPS, STEPS),  # 0.397887
@@ -64,180 +64,21 @@ OPTIMUM = {
 }
 
 
-@dataclass
-class Config:
-    number: int
-    params: dict[str, float]
-    values: dict[int, float] = field(default_factory=dict)  # evaluated step -> value
-    step: int = 0  # steps trained
-    state: str = "running"  # running | paused | stopped | complete | cut
-    promoted: set[int] = field(default_factory=set)  # rungs it was promoted from (promotion-type)
-
-
-def startup_trials(budget: int) -> int:
-    return max(3, min(10, (budget // STEPS) // 4))
-
-
-def make_sampler(name: str, seed: int, budget: int) -> optuna.samplers.BaseSampler:
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials(budget))
-
-
-def frozen(config: Config, distributions: dict) -> Any:
-    inter = {s: v for s, v in config.values.items()}
-    if config.state == "complete":
-        return create_trial(
-            params=config.params,
-            distributions=distributions,
-            value=config.values[STEPS],
-            intermediate_values=inter,
-            state=TrialState.COMPLETE,
-        )
-    if config.state in ("paused", "stopped"):
-        last = config.values[max(config.values)]
-        return create_trial(
-            params=config.params,
-            distributions=distributions,
-            value=last,
-            intermediate_values=inter,
-            state=TrialState.PRUNED,
-        )
-    return create_trial(
-        params=config.params, distributions=distributions, intermediate_values=inter, state=TrialState.RUNNING
-    )
-
-
-def simulate(function_name: str, sampler_name: str, scheduler: str, concurrency: int, budget: int, seed: int) -> dict:
-    function, space = FUNCTIONS[function_name]
-    distributions = {name: p.distribution() for name, p in space.items()}
-    sampler = make_sampler(sampler_name, seed, budget)
-    configs: list[Config] = []
-    rung_values: dict[int, list[tuple[float, int]]] = {r: [] for r in RUNGS}  # (value, config number)
-    persistent = optuna.create_study(sampler=sampler) if sampler_name == "random" else None
-
-    def ask() -> dict[str, float]:
-        if persistent is not None:  # RandomSampler ignores the history
-            return persistent.ask(distributions).params
-        study = optuna.create_study(sampler=sampler)
-        study.add_trials([frozen(c, distributions) for c in configs if c.state != "cut"])
-        return study.ask(distributions).params
-
-    def new_config() -> Config:
-        config = Config(len(configs), ask())
-        configs.append(config)
-        return config
-
-    def next_point(step: int) -> int:
-        return next(p for p in (*RUNGS, STEPS) if p > step)
-
-    def promotable_stop(rung: int, value: float) -> bool:  # Optuna's _is_trial_promotable_to_next_rung
-        competing = sorted(v for v, _ in rung_values[rung])
-        idx = max(len(competing) // ETA - 1, 0)
-        return value <= competing[idx]
-
-    def promotion_job() -> Config | None:
-        for rung in reversed(RUNGS):
-            entries = sorted(rung_values[rung])
-            top = entries[: len(entries) // ETA]
-            for _, number in top:
-                c = configs[number]
-                if c.state == "paused" and c.step == rung and rung not in c.promoted:
-                    c.promoted.add(rung)
-                    return c
-        return None
-
-    # worker -> [config, target step]
-    workers: list[list[Any] | None] = [None] * concurrency
-    units = 0
-    now = 0
-    paused_peak = 0
-    best_final = math.inf
-    best_final_time = None
-    best_final_units = None
-
-    def assign(w: int) -> None:
-        config = promotion_job() if scheduler == "promotion" else None
-        if config is None:
-            config = new_config()
+def tasks(names: list[str]) -> list[Task]:
+    """branin and hartmann3 (section 2a's functions; resuming is free), demo (real demo trainings' values,
+    bench/demo_table.py, with the demo's measured start-up per job) and demo-free-start (the same values,
+    start-up free: the search dynamics alone)."""
+    chosen = []
+    for name in names:
+        if name in FUNCTIONS:
+            function, space = FUNCTIONS[name]
+            chosen.append(Task(name, function, space, OPTIMUM[name]))
+        elif name in ("demo", "demo-free-start"):
+            task = demo_task()
+            chosen.append(task if name == "demo" else dataclasses.replace(task, name=name, startup_cost=0))
         else:
-            config.state = "running"
-        target = next_point(config.step) if scheduler == "promotion" else STEPS
-        workers[w] = [config, target]
-
-    for w in range(concurrency):
-        assign(w)
-    spent = False
-    while not spent:
-        now += 1
-        finished = []
-        for w in range(concurrency):  # each busy worker trains one step
-            job = workers[w]
-            if job is None:
-                continue
-            config, target = job
-            config.step += 1
-            units += 1
-            if config.step in RUNGS or config.step == STEPS:
-                config.values[config.step] = function(config.params, config.step, STEPS)
-            finished.append(w)
-            if units >= budget:
-                spent = True
-                break
-        for w in finished:  # decisions at evaluation points, in worker order
-            config, target = workers[w]
-            step = config.step
-            if step not in config.values:
-                continue  # between evaluation points: keeps training
-            value = config.values[step]
-            if step == STEPS:
-                config.state = "complete"
-                if value < best_final:
-                    best_final, best_final_time, best_final_units = value, now, units
-                workers[w] = None
-                continue
-            rung_values[step].append((value, config.number))
-            if scheduler == "stop":
-                if not promotable_stop(step, value):
-                    config.state = "stopped"
-                    workers[w] = None
-            elif step == target:
-                config.state = "paused"
-                workers[w] = None
-        paused_peak = max(paused_peak, sum(c.state == "paused" for c in configs))
-        if spent:
-            break
-        for w in range(concurrency):
-            if workers[w] is None:
-                assign(w)
-    for job in workers:
-        if job is not None:
-            job[0].state = "cut"
-    best_any = min((v for c in configs for v in c.values.values()), default=math.inf)
-    completed = sum(c.state == "complete" for c in configs)
-    value = best_final if completed else best_any
-    return {
-        "function": function_name,
-        "sampler": sampler_name,
-        "scheduler": scheduler,
-        "concurrency": concurrency,
-        "budget": budget,
-        "seed": seed,
-        "units": units,
-        "time": now,
-        "configurations": len(configs),
-        "completed": completed,
-        "stopped": sum(c.state == "stopped" for c in configs),
-        "promotions": sum(len(c.promoted) for c in configs),
-        "paused_never_resumed": sum(c.state == "paused" for c in configs),
-        "peak_checkpoints": paused_peak,
-        "best_final": best_final if completed else None,
-        "best_any_rung": best_any,
-        "best_final_time": best_final_time,
-        "best_final_units": best_final_units,
-        "regret": value - OPTIMUM[function_name],
-        "regret_from_rung_value": not completed,
-    }
+            raise SystemExit(f"unknown function {name!r}: branin, hartmann3, demo, demo-free-start")
+    return chosen
 
 
 def main() -> None:
@@ -254,15 +95,16 @@ def main() -> None:
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     started = time.time()
     runs = []
-    for function_name in args.functions.split(","):
+    chosen = tasks(args.functions.split(","))
+    for task in chosen:
         for sampler_name in args.samplers.split(","):
             for concurrency in concurrencies:
                 for budget in budgets:
                     for scheduler in ("stop", "promotion"):
                         for seed in range(args.seeds):
-                            runs.append(simulate(function_name, sampler_name, scheduler, concurrency, budget, seed))
+                            runs.append(simulate(task, sampler_name, scheduler, concurrency, budget, seed))
                     print(
-                        f"done {function_name} {sampler_name} c={concurrency} budget={budget} "
+                        f"done {task.name} {sampler_name} c={concurrency} budget={budget} "
                         f"({time.time() - started:.0f} s)",
                         flush=True,
                     )
@@ -368,7 +210,8 @@ def main() -> None:
                 "args": vars(args),
                 "rungs": RUNGS,
                 "steps": STEPS,
-                "optimum": OPTIMUM,
+                "optimum": {t.name: t.optimum for t in chosen},
+                "startup_cost": {t.name: t.startup_cost for t in chosen},
                 "seconds": round(time.time() - started, 1),
                 "rows": rows,
                 "summary": summary,

@@ -1,0 +1,71 @@
+"""bench/asha_sim.py (the stop/promotion-type ASHA simulator) and bench/demo_table.py (the demo as a
+looked-up task): a job's start-up is charged to the budget, and the demo's table and start-up fit."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from asha_sim import STEPS, Task, simulate
+from demo_table import SAMPLES, demo_task, startup_steps
+
+from tuner.config.space import Param
+
+FLAT = Task("flat", lambda params, step, steps: 1.0, {"x": Param("x", "float", "training", 0.0, 1.0)}, 1.0)
+
+
+@pytest.mark.parametrize(("startup", "completed", "configurations"), [(0, 2, 3), (3, 2, 2)])
+def test_stop_type_pays_each_trial_start_up_from_the_budget(startup, completed, configurations):
+    """One worker, 24 units, a flat function (no trial is ever stopped): 9-step trials plus start-up."""
+    task = Task(FLAT.name, FLAT.function, FLAT.space, FLAT.optimum, startup_cost=startup)
+    run = simulate(task, "random", "stop", concurrency=1, budget=24, seed=0)
+    assert (run["units"], run["completed"], run["configurations"]) == (24, completed, configurations)
+
+
+@pytest.mark.parametrize("startup", [0, 2, 5])
+@pytest.mark.parametrize("scheduler", ["stop", "promotion"])
+def test_every_unit_is_a_step_or_a_start_up(startup, scheduler):
+    task = Task(FLAT.name, FLAT.function, FLAT.space, FLAT.optimum, startup_cost=startup)
+    run = simulate(task, "random", scheduler, concurrency=2, budget=90, seed=1)
+    paid = run["steps_trained"] + startup * run["job_starts"]
+    assert run["units"] == 90
+    assert 90 <= paid <= 90 + 2 * max(startup - 1, 0)  # jobs cut while starting up paid part of it
+    if scheduler == "promotion":
+        assert run["job_starts"] == run["configurations"] + run["promotions"]  # a resume starts a job again
+
+
+def test_promotion_resumes_cost_start_ups_that_stop_type_does_not_pay():
+    free = simulate(FLAT, "random", "promotion", concurrency=1, budget=180, seed=0)
+    costly = simulate(
+        Task(FLAT.name, FLAT.function, FLAT.space, FLAT.optimum, startup_cost=9), "random", "promotion", 1, 180, 0
+    )
+    assert costly["steps_trained"] < free["steps_trained"] and costly["promotions"] > 0
+
+
+def test_the_demo_table_looks_up_the_nearest_training(tmp_path):
+    def row(lr: float, warmup: float, at17: float, at50: float, end: float) -> dict:
+        params = {"learning_rate": lr, "warmup_ratio": warmup}
+        return {"params": params, "eval_loss": end, "curve": [[17, at17], [50, at50]], "exit": "ok", "steps": 150}
+
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps({"rows": [row(1e-4, 0.0, 5.0, 4.0, 3.0), row(1e-3, 0.2, 4.5, 3.5, 2.5)]}))
+    task = demo_task(table)
+    assert task.optimum == 2.5 and set(task.space) == {"learning_rate", "warmup_ratio"}
+    near_low = {"learning_rate": 1.5e-4, "warmup_ratio": 0.05}
+    assert [task.function(near_low, s, STEPS) for s in (1, 3, STEPS)] == [5.0, 4.0, 3.0]
+    assert task.function({"learning_rate": 8e-4, "warmup_ratio": 0.15}, 3, STEPS) == 3.5
+
+
+def test_the_demo_start_up_is_fitted_on_trials_of_several_lengths(tmp_path):
+    landscape = tmp_path / "landscape.json"
+    rows = [{"exit": "ok", "steps": n, "wall_s": 10 + 0.1 * n} for n in (50, 150, 250)]  # 10 s + 0.1 s/sample
+    landscape.write_text(json.dumps({"rows": rows}))
+    assert startup_steps(landscape) == round(10 / (0.1 * SAMPLES / STEPS))  # 6 steps of 150/9 samples
+    landscape.write_text(json.dumps({"rows": rows[:1]}))
+    with pytest.raises(SystemExit, match="two lengths"):
+        startup_steps(landscape)
