@@ -24,6 +24,7 @@ from optuna.trial import TrialState, create_trial  # noqa: E402
 
 from tuner.config.space import Param  # noqa: E402
 from tuner.orchestrate.plan import SchedulerSettings  # noqa: E402
+from tuner.study.samplers import default_sampler, startup_trials_for  # noqa: E402
 
 STEPS = 9
 RUNGS = tuple(SchedulerSettings.for_study("asha", STEPS).progress_points())  # (1, 3)
@@ -50,12 +51,18 @@ class Config:
 
 
 def startup_trials(budget: int) -> int:
-    return max(3, min(10, (budget // STEPS) // 4))
+    return startup_trials_for(budget // STEPS)
 
 
-def make_sampler(name: str, seed: int, budget: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optuna.samplers.BaseSampler:
+    """random; tpe (tuner's `--sampler tpe`); default (`default_sampler`, what `tune start` builds, given
+    the budget in full trials); optuna-tpe (Optuna 5's default, `TPESampler(seed=seed)`)."""
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if name == "default":
+        return default_sampler(distributions, budget // STEPS, seed)
+    if name == "optuna-tpe":
+        return optuna.samplers.TPESampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials(budget))
 
 
@@ -86,7 +93,7 @@ def frozen(config: Config, distributions: dict) -> Any:
 def simulate(task: Task, sampler_name: str, scheduler: str, concurrency: int, budget: int, seed: int) -> dict:
     function, space = task.function, task.space
     distributions = {name: p.distribution() for name, p in space.items()}
-    sampler = make_sampler(sampler_name, seed, budget)
+    sampler = make_sampler(sampler_name, seed, budget, distributions)
     configs: list[Config] = []
     rung_values: dict[int, list[tuple[float, int]]] = {r: [] for r in RUNGS}  # (value, config number)
     persistent = optuna.create_study(sampler=sampler) if sampler_name == "random" else None
