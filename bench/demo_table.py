@@ -8,15 +8,17 @@ nearest grid point (in log learning rate and warm-up ratio, each scaled to its r
     .venv/bin/python bench/landscape.py --grid learning_rate=1e-5,2e-5,5e-5,1e-4,2e-4,3e-4,5e-4,7e-4,1e-3 \\
         warmup_ratio=0.0,0.1,0.2 --at 17,50 --out bench/results/demo_table.json
 
-The start-up a job pays (process, imports, model load, ZeRO-3 set-up, before its first step) is fitted
-on bench/results/landscape.json, whose trials differ in length: wall = start-up + time per sample ×
-samples, least squares; it is given in fidelity steps of this trial (150 / 9 samples each).
+The start-up a job pays (process, imports, tokenization, model load, ZeRO-3 set-up) is measured on the
+same trainings: the runner's `startup_s` (launch to the trainer's first log line, 5 steps in), against
+the rest of the trial's wall time (training, evaluations, exit) spread over its 9 fidelity steps; medians
+over the table, in fidelity steps.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import statistics
 from pathlib import Path
 
 from asha_sim import STEPS, Task
@@ -25,21 +27,18 @@ from tuner.config.space import Param
 
 BENCH = Path(__file__).resolve().parent
 TABLE = BENCH / "results" / "demo_table.json"
-LANDSCAPE = BENCH / "results" / "landscape.json"
 SAMPLES = 150  # 3 epochs of 50 conversations at batch 1 and accumulation 1: the demo block's values
 LR_LOW, LR_HIGH, WARMUP_HIGH = 1e-5, 1e-3, 0.2  # the demo's space
 
 
-def startup_steps(landscape: Path = LANDSCAPE) -> int:
-    """The demo's start-up in fidelity steps, from trials of several lengths (batch 1: samples = steps)."""
-    rows = [r for r in json.loads(landscape.read_text())["rows"] if r["exit"].endswith("ok")]
-    xs, ys = [float(r["steps"]) for r in rows], [float(r["wall_s"]) for r in rows]
-    if len(set(xs)) < 2:
-        raise SystemExit(f"{landscape}: needs trials of two lengths or more to fit the start-up")
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    per_sample = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sum((x - mx) ** 2 for x in xs)
-    startup_s = my - per_sample * mx
-    return round(startup_s / (per_sample * SAMPLES / STEPS))
+def startup_steps(rows: list[dict]) -> int:
+    """The demo's start-up in fidelity steps: median start-up over median time per step."""
+    timed = [r for r in rows if r.get("startup_s")]
+    if not timed:
+        raise SystemExit("the demo table has no startup_s: make it again with bench/landscape.py")
+    startup = statistics.median(r["startup_s"] for r in timed)
+    per_step = statistics.median((r["wall_s"] - r["startup_s"]) / STEPS for r in timed)
+    return round(startup / per_step)
 
 
 def demo_task(table: Path = TABLE) -> Task:
@@ -62,4 +61,4 @@ def demo_task(table: Path = TABLE) -> Task:
         "learning_rate": Param("learning_rate", "float", "training", LR_LOW, LR_HIGH, log=True),
         "warmup_ratio": Param("warmup_ratio", "float", "training", 0.0, WARMUP_HIGH),
     }
-    return Task("demo", value, space, min(float(r["eval_loss"]) for r in rows), startup_steps())
+    return Task("demo", value, space, min(float(r["eval_loss"]) for r in rows), startup_steps(rows))

@@ -87,6 +87,7 @@ def run_grid(args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
             "exit": str(result.exit_class),
             "steps": result.total_steps,
             "wall_s": round(time.perf_counter() - started, 1),
+            "startup_s": result.startup_s,  # launch -> the trainer's first log line
             "curve": curve,
         }
         print(json.dumps({k: v for k, v in row.items() if k != "curve"}), flush=True)

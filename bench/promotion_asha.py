@@ -154,7 +154,7 @@ def main() -> None:
                         paired[(seed, "promotion")] > paired[(seed, "stop")] for seed in seeds
                     )
                     stop, promo = cell["stop"]["regret_median"], cell["promotion"]["regret_median"]
-                    ratio = promo / stop if stop > 0 else float("nan")
+                    ratio = promo / stop if stop > 0 else (1.0 if promo == 0 else float("inf"))  # both 0: a tie
                     ratios.append(ratio)
                     by_function.setdefault(function_name, []).append(ratio)
                     wins[function_name] = wins.get(function_name, 0) + (promo < stop)

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from asha_sim import STEPS, Task, simulate
-from demo_table import SAMPLES, demo_task, startup_steps
+from demo_table import demo_task, startup_steps
 
 from tuner.config.space import Param
 
@@ -50,7 +50,8 @@ def test_promotion_resumes_cost_start_ups_that_stop_type_does_not_pay():
 def test_the_demo_table_looks_up_the_nearest_training(tmp_path):
     def row(lr: float, warmup: float, at17: float, at50: float, end: float) -> dict:
         params = {"learning_rate": lr, "warmup_ratio": warmup}
-        return {"params": params, "eval_loss": end, "curve": [[17, at17], [50, at50]], "exit": "ok", "steps": 150}
+        curve = [[17, at17], [50, at50]]
+        return {"params": params, "eval_loss": end, "curve": curve, "startup_s": 12.0, "wall_s": 30.0}
 
     table = tmp_path / "table.json"
     table.write_text(json.dumps({"rows": [row(1e-4, 0.0, 5.0, 4.0, 3.0), row(1e-3, 0.2, 4.5, 3.5, 2.5)]}))
@@ -61,11 +62,8 @@ def test_the_demo_table_looks_up_the_nearest_training(tmp_path):
     assert task.function({"learning_rate": 8e-4, "warmup_ratio": 0.15}, 3, STEPS) == 3.5
 
 
-def test_the_demo_start_up_is_fitted_on_trials_of_several_lengths(tmp_path):
-    landscape = tmp_path / "landscape.json"
-    rows = [{"exit": "ok", "steps": n, "wall_s": 10 + 0.1 * n} for n in (50, 150, 250)]  # 10 s + 0.1 s/sample
-    landscape.write_text(json.dumps({"rows": rows}))
-    assert startup_steps(landscape) == round(10 / (0.1 * SAMPLES / STEPS))  # 6 steps of 150/9 samples
-    landscape.write_text(json.dumps({"rows": rows[:1]}))
-    with pytest.raises(SystemExit, match="two lengths"):
-        startup_steps(landscape)
+def test_the_demo_start_up_is_measured_in_fidelity_steps():
+    rows = [{"startup_s": 12.0 + i, "wall_s": 30.0 + i} for i in (-1, 0, 1)]  # median 12 s, then 18 s over 9 steps
+    assert startup_steps(rows) == round(12 / (18 / STEPS))  # 6 steps
+    with pytest.raises(SystemExit, match="startup_s"):
+        startup_steps([{"wall_s": 30.0}])
