@@ -7,6 +7,8 @@ mkdir -p bench/results
 $PY bench/ray_anchor.py --trials 200 --concurrency 2 | tee bench/results/ray_anchor.log
 $PY bench/search.py --trials 30 --seeds 3 | tee bench/results/search.log
 $PY bench/search_demo.py --trials 10 --seeds 8 | tee bench/results/search_demo.log
+$PY bench/search_demo.py --trials 20 --seeds 4 --startup-trials 5 --out bench/results/search_demo_20.json \
+    | tee bench/results/search_demo_20.log
 $PY bench/landscape.py --grid learning_rate=1e-5,2e-5,5e-5,1e-4,2e-4,3e-4,5e-4,7e-4,1e-3 warmup_ratio=0.0,0.1,0.2 \
     --at 17,50 --out bench/results/demo_table.json | tee bench/results/demo_table.log
 $PY bench/promotion_asha.py --seeds 50 --functions demo,demo-free-start --out bench/results/promotion_asha_demo.json \
