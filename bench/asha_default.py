@@ -31,7 +31,7 @@ sys.path.insert(0, str(BENCH))
 import optuna  # noqa: E402
 from asha_sim import simulate  # noqa: E402
 from asha_tasks import tasks  # noqa: E402
-from curves import ranks  # noqa: E402
+from curves import ranks, regret_ratio  # noqa: E402
 
 SAMPLERS = ("default", "optuna-tpe", "random")
 
@@ -75,16 +75,12 @@ def main() -> None:
                 for s in SAMPLERS
             )
             print(f"{task.name:10s} @{budget}: {shown}   [{time.time() - started:.0f} s]", flush=True)
-    ratios = [ratio(c["default"]["regret_median"], c["optuna-tpe"]["regret_median"]) for c in cells]
+    ratios = [regret_ratio(c["default"]["regret_median"], c["optuna-tpe"]["regret_median"]) for c in cells]
     mean_rank = {s: round(statistics.mean(c[s]["mean_rank"] for c in cells), 2) for s in SAMPLERS}
     print(f"mean rank over the cells: {mean_rank}")
     summary = {"ratios": ratios, "mean_rank": mean_rank, "ratio": statistics.median(ratios)}
     Path(args.out).write_text(json.dumps({"args": vars(args), "cells": cells, **summary, "runs": runs}) + "\n")
     print(f"median regret at equal compute with ASHA, default / optuna-tpe: {summary['ratio']:.2f}")
-
-
-def ratio(a: float, b: float) -> float:
-    return a / b if b > 0 else (1.0 if a == b else float("inf"))
 
 
 if __name__ == "__main__":

@@ -33,3 +33,8 @@ def ranks(values: list[float]) -> list[float]:
             out[order[k]] = (i + j) / 2 + 1
         i = j + 1
     return out
+
+
+def regret_ratio(a: float, b: float) -> float:
+    """a / b for two regrets; both 0 is a tie (1), only b 0 is inf."""
+    return a / b if b > 0 else (1.0 if a == b else float("inf"))

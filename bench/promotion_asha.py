@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 import optuna  # noqa: E402
 from asha_sim import RUNGS, STEPS, simulate  # noqa: E402
 from asha_tasks import tasks  # noqa: E402
+from curves import regret_ratio  # noqa: E402
 
 
 def main() -> None:
@@ -154,7 +155,7 @@ def main() -> None:
                         paired[(seed, "promotion")] > paired[(seed, "stop")] for seed in seeds
                     )
                     stop, promo = cell["stop"]["regret_median"], cell["promotion"]["regret_median"]
-                    ratio = promo / stop if stop > 0 else (1.0 if promo == 0 else float("inf"))  # both 0: a tie
+                    ratio = regret_ratio(promo, stop)
                     ratios.append(ratio)
                     by_function.setdefault(function_name, []).append(ratio)
                     wins[function_name] = wins.get(function_name, 0) + (promo < stop)

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from curves import ranks
+from curves import ranks, regret_ratio
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNE = str(Path(sys.executable).with_name("tune"))
@@ -118,13 +118,9 @@ def main() -> None:
     regret = {s: summary[s]["regret_median"] for s in strategies}
     if {"default", "tpe", "random"} <= set(regret):
         print(
-            f"median regret, default / tpe: {ratio(regret['default'], regret['tpe'])} "
-            f"(default / random: {ratio(regret['default'], regret['random'])})"
+            f"median regret, default / tpe: {regret_ratio(regret['default'], regret['tpe']):.2f} "
+            f"(default / random: {regret_ratio(regret['default'], regret['random']):.2f})"
         )
-
-
-def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}" if b > 0 else ("1.00" if a == b else "inf")
 
 
 def summarize(runs: list[dict], strategies: list[str], seeds: int) -> dict[str, dict]:

@@ -3,6 +3,7 @@ looked-up task): a job's start-up is charged to the budget, and the demo's table
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ FLAT = Task("flat", lambda params, step, steps: 1.0, {"x": Param("x", "float", "
 @pytest.mark.parametrize(("startup", "completed", "configurations"), [(0, 2, 3), (3, 2, 2)])
 def test_stop_type_pays_each_trial_start_up_from_the_budget(startup, completed, configurations):
     """One worker, 24 units, a flat function (no trial is ever stopped): 9-step trials plus start-up."""
-    task = Task(FLAT.name, FLAT.function, FLAT.space, FLAT.optimum, startup_cost=startup)
+    task = dataclasses.replace(FLAT, startup_cost=startup)
     run = simulate(task, "random", "stop", concurrency=1, budget=24, seed=0)
     assert (run["units"], run["completed"], run["configurations"]) == (24, completed, configurations)
 
@@ -30,7 +31,7 @@ def test_stop_type_pays_each_trial_start_up_from_the_budget(startup, completed, 
 @pytest.mark.parametrize("startup", [0, 2, 5])
 @pytest.mark.parametrize("scheduler", ["stop", "promotion"])
 def test_every_unit_is_a_step_or_a_start_up(startup, scheduler):
-    task = Task(FLAT.name, FLAT.function, FLAT.space, FLAT.optimum, startup_cost=startup)
+    task = dataclasses.replace(FLAT, startup_cost=startup)
     run = simulate(task, "random", scheduler, concurrency=2, budget=90, seed=1)
     paid = run["steps_trained"] + startup * run["job_starts"]
     assert run["units"] == 90
@@ -41,9 +42,7 @@ def test_every_unit_is_a_step_or_a_start_up(startup, scheduler):
 
 def test_promotion_resumes_cost_start_ups_that_stop_type_does_not_pay():
     free = simulate(FLAT, "random", "promotion", concurrency=1, budget=180, seed=0)
-    costly = simulate(
-        Task(FLAT.name, FLAT.function, FLAT.space, FLAT.optimum, startup_cost=9), "random", "promotion", 1, 180, 0
-    )
+    costly = simulate(dataclasses.replace(FLAT, startup_cost=9), "random", "promotion", 1, 180, 0)
     assert costly["steps_trained"] < free["steps_trained"] and costly["promotions"] > 0
 
 
@@ -67,3 +66,9 @@ def test_the_demo_start_up_is_measured_in_fidelity_steps():
     assert startup_steps(rows) == round(12 / (18 / STEPS))  # 6 steps
     with pytest.raises(SystemExit, match="startup_s"):
         startup_steps([{"wall_s": 30.0}])
+
+
+def test_regret_ratio_treats_two_zero_regrets_as_a_tie():
+    from curves import regret_ratio
+
+    assert (regret_ratio(0.2, 0.1), regret_ratio(0.0, 0.0), regret_ratio(0.1, 0.0)) == (2.0, 1.0, float("inf"))
