@@ -1,4 +1,5 @@
-"""The default sampler against Optuna 5's default TPE with early stopping on, at equal compute (issue 14.3).
+"""Samplers with early stopping on, at equal compute (issue 14.3): the default against Optuna 5's TPE,
+and `--sampler gp` on the rung values against Optuna's plain GPSampler.
 
 bench/default_sampler.py compares samplers at equal trials, without early stopping. `tune start`'s
 default pairs `--sampler auto` with stop-type ASHA, where a stopped trial costs only what it ran; this
@@ -7,19 +8,23 @@ run gets the same fidelity units (`--budgets`; 180 = 20 full trials, what `--bud
 same tasks (bench/asha_tasks.py: Branin, Hartmann-3 and the demo's real eval_loss table, its start-up
 charged) and seeds. Samplers: default = `default_sampler(space, budget in full trials, seed)`, what
 `tune start` builds (GP until a trial is PRUNED, then TPE: with ASHA that is after a few trials);
+gp = `--sampler gp` (GP on the study at one fidelity once ASHA stops trials, tuner.study.fidelity);
+gp-plain = Optuna's `GPSampler` (`--sampler gp` before: it learns from COMPLETE trials only);
 optuna-tpe = `TPESampler(seed=seed)`; random.
 
     .venv/bin/python bench/asha_default.py [--seeds 20] [--budgets 180,360] [--concurrency 2]
-        [--functions branin,hartmann3,demo]
+        [--functions branin,hartmann3,demo] [--samplers default,gp,gp-plain,optuna-tpe,random] [--jobs 2]
 
-Per (task, budget): median regret and mean rank within each seed (1 = best; ties share).
-Last line: median over the cells of the ratio of median regrets, default / optuna-tpe (< 1: the default wins).
+Per (task, budget): median regret and mean rank within each seed (1 = best; ties share). Last lines:
+median over the cells of the ratio of median regrets, gp / gp-plain, then default / optuna-tpe (< 1:
+the first wins).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import statistics
 import sys
 import time
@@ -33,8 +38,6 @@ from asha_sim import simulate  # noqa: E402
 from asha_tasks import tasks  # noqa: E402
 from curves import ranks, regret_ratio  # noqa: E402
 
-SAMPLERS = ("default", "optuna-tpe", "random")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,45 +45,57 @@ def main() -> None:
     parser.add_argument("--budgets", default="180,360")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--functions", default="branin,hartmann3,demo")
+    parser.add_argument("--samplers", default="default,gp,gp-plain,optuna-tpe,random")
+    parser.add_argument("--jobs", type=int, default=1, help="processes, one (task, budget) cell each")
     parser.add_argument("--out", default=str(BENCH / "results" / "asha_default.json"))
     args = parser.parse_args()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.time()
+    samplers = args.samplers.split(",")
+    cells_asked = [(name, int(b)) for name in args.functions.split(",") for b in args.budgets.split(",")]
+    jobs = [(name, budget, samplers, args.seeds, args.concurrency) for name, budget in cells_asked]
     cells, runs = [], []
-    for task in tasks(args.functions.split(",")):
-        for budget in (int(b) for b in args.budgets.split(",")):
-            by_sampler = {
-                s: [simulate(task, s, "stop", args.concurrency, budget, seed) for seed in range(args.seeds)]
-                for s in SAMPLERS
-            }
-            rank_sum = dict.fromkeys(SAMPLERS, 0.0)
-            for seed in range(args.seeds):
-                regrets = [by_sampler[s][seed]["regret"] for s in SAMPLERS]
-                for sampler, rank in zip(SAMPLERS, ranks(regrets), strict=True):
-                    rank_sum[sampler] += rank
-            cell = {"task": task.name, "budget": budget}
-            for sampler in SAMPLERS:
-                mine = by_sampler[sampler]
-                cell[sampler] = {
-                    "regret_median": statistics.median(r["regret"] for r in mine),
-                    "mean_rank": round(rank_sum[sampler] / args.seeds, 2),
-                    "configurations_median": statistics.median(r["configurations"] for r in mine),
-                    "completed_median": statistics.median(r["completed"] for r in mine),
-                }
-                runs += mine
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for cell, cell_runs in pool.imap(run_cell, jobs):
             cells.append(cell)
+            runs += cell_runs
             shown = "  ".join(
                 f"{s} {cell[s]['regret_median']:.4g} ({cell[s]['mean_rank']:.2f}, "
                 f"{cell[s]['configurations_median']:g} configs)"
-                for s in SAMPLERS
+                for s in samplers
             )
-            print(f"{task.name:10s} @{budget}: {shown}   [{time.time() - started:.0f} s]", flush=True)
-    ratios = [regret_ratio(c["default"]["regret_median"], c["optuna-tpe"]["regret_median"]) for c in cells]
-    mean_rank = {s: round(statistics.mean(c[s]["mean_rank"] for c in cells), 2) for s in SAMPLERS}
+            print(f"{cell['task']:10s} @{cell['budget']}: {shown}   [{time.time() - started:.0f} s]", flush=True)
+    mean_rank = {s: round(statistics.mean(c[s]["mean_rank"] for c in cells), 2) for s in samplers}
     print(f"mean rank over the cells: {mean_rank}")
-    summary = {"ratios": ratios, "mean_rank": mean_rank, "ratio": statistics.median(ratios)}
+    summary: dict = {"mean_rank": mean_rank}
+    for a, b in (("gp", "gp-plain"), ("default", "optuna-tpe")):  # the headline last
+        if a in samplers and b in samplers:
+            ratios = [regret_ratio(c[a]["regret_median"], c[b]["regret_median"]) for c in cells]
+            summary[f"{a}/{b}"] = {"ratios": ratios, "ratio": statistics.median(ratios)}
+            print(f"median regret at equal compute with ASHA, {a} / {b}: {statistics.median(ratios):.2f}")
     Path(args.out).write_text(json.dumps({"args": vars(args), "cells": cells, **summary, "runs": runs}) + "\n")
-    print(f"median regret at equal compute with ASHA, default / optuna-tpe: {summary['ratio']:.2f}")
+
+
+def run_cell(job: tuple[str, int, list[str], int, int]) -> tuple[dict, list[dict]]:
+    """One (task, budget) cell: every sampler on every seed; median regret and mean rank per sampler."""
+    name, budget, samplers, seeds, concurrency = job
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    task = tasks([name])[0]
+    by_sampler = {s: [simulate(task, s, "stop", concurrency, budget, seed) for seed in range(seeds)] for s in samplers}
+    rank_sum = dict.fromkeys(samplers, 0.0)
+    for seed in range(seeds):
+        regrets = [by_sampler[s][seed]["regret"] for s in samplers]
+        for sampler, rank in zip(samplers, ranks(regrets), strict=True):
+            rank_sum[sampler] += rank
+    cell: dict = {"task": task.name, "budget": budget}
+    for sampler in samplers:
+        mine = by_sampler[sampler]
+        cell[sampler] = {
+            "regret_median": statistics.median(r["regret"] for r in mine),
+            "mean_rank": round(rank_sum[sampler] / seeds, 2),
+            "configurations_median": statistics.median(r["configurations"] for r in mine),
+            "completed_median": statistics.median(r["completed"] for r in mine),
+        }
+    return cell, [r for s in samplers for r in by_sampler[s]]
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from optuna.trial import TrialState, create_trial  # noqa: E402
 
 from tuner.config.space import Param  # noqa: E402
 from tuner.orchestrate.plan import SchedulerSettings  # noqa: E402
+from tuner.study.fidelity import rung_aware_gp  # noqa: E402
 from tuner.study.samplers import default_sampler, startup_trials_for  # noqa: E402
 
 STEPS = 9
@@ -56,11 +57,17 @@ def startup_trials(budget: int) -> int:
 
 def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optuna.samplers.BaseSampler:
     """random; tpe (tuner's `--sampler tpe`); default (`default_sampler`, what `tune start` builds, given
-    the budget in full trials); optuna-tpe (Optuna 5's default, `TPESampler(seed=seed)`)."""
+    the budget in full trials); gp (`--sampler gp`: GP on the rung values once ASHA stops trials);
+    gp-plain (Optuna's GPSampler, `--sampler gp` before); optuna-tpe (Optuna 5's default,
+    `TPESampler(seed=seed)`)."""
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "default":
         return default_sampler(distributions, budget // STEPS, seed)
+    if name == "gp":  # `tune start --sampler gp`: GP, on the rung values once ASHA stops trials
+        return rung_aware_gp(seed, startup_trials(budget), len(distributions))
+    if name == "gp-plain":  # `--sampler gp` before: Optuna's GPSampler, learning from COMPLETE trials only
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(budget))
     if name == "optuna-tpe":
         return optuna.samplers.TPESampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials(budget))

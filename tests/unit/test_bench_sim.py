@@ -72,3 +72,19 @@ def test_regret_ratio_treats_two_zero_regrets_as_a_tie():
     from curves import regret_ratio
 
     assert (regret_ratio(0.2, 0.1), regret_ratio(0.0, 0.0), regret_ratio(0.1, 0.0)) == (2.0, 1.0, float("inf"))
+
+
+def test_asha_default_compares_every_sampler_and_prints_both_ratios(tmp_path):
+    import subprocess
+
+    bench = Path(__file__).resolve().parents[2] / "bench" / "asha_default.py"
+    out = tmp_path / "a.json"
+    args = ["--seeds", "1", "--budgets", "45", "--functions", "branin", "--jobs", "1", "--out", str(out)]
+    done = subprocess.run([sys.executable, str(bench), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    last = done.stdout.strip().splitlines()[-2:]
+    assert last[0].startswith("median regret at equal compute with ASHA, gp / gp-plain: ")
+    assert last[1].startswith("median regret at equal compute with ASHA, default / optuna-tpe: ")
+    result = json.loads(out.read_text())
+    assert {r["sampler"] for r in result["runs"]} == {"default", "gp", "gp-plain", "optuna-tpe", "random"}
+    assert all(r["units"] == 45 for r in result["runs"])

@@ -141,12 +141,6 @@ def _check_unchanged(
 def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = False) -> Prepared:
     """Validate everything, open (or resume) the study, take its lease, recover orphans."""
     check_options(o)
-    if o.sampler == "gp" and (o.scheduler or RunShape().scheduler) == "asha":
-        log.warning(
-            "--sampler gp learns only from completed trials and ASHA stops most trials early, "
-            "so GP learns little (docs/benchmarks.md): use --sampler gp with --scheduler none, "
-            "or the default sampler (auto)"
-        )
     trials_dir = check_trials_dir(o.trials_dir)
     url = o.storage or default_storage(trials_dir)
     existing = o.study is not None and o.study in study_names(url)

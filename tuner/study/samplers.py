@@ -36,8 +36,10 @@ def make_sampler(
     startup = {} if startup_trials is None else {"n_startup_trials": startup_trials}
     if name == "tpe":  # constant liar: concurrent trials (and drivers) do not all pile on one point
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True, **startup)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, **startup)
+    if name == "gp":  # learns from the rung values once ASHA stops trials (tuner.study.fidelity)
+        from tuner.study.fidelity import rung_aware_gp
+
+        return rung_aware_gp(seed, 10 if startup_trials is None else startup_trials, len(space.params))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":  # Optuna's default for multi-objective studies: needs generations of 50 trials

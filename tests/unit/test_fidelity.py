@@ -1,0 +1,144 @@
+"""The study as GP sees it under early stopping (tuner.study.fidelity): which fidelity it models,
+what each trial becomes there, and `--sampler gp` using it once ASHA has stopped trials."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+from tuner.study.fidelity import FINAL, StudyAtFidelity, at_fidelity, fidelity, rung_aware_gp, stopped_at_a_rung
+from tuner.study.samplers import make_sampler
+
+SPACE = {"x": FloatDistribution(0.0, 1.0)}
+RUNG_1, RUNG_2 = 17, 50  # samples seen
+
+
+def trial(state: str, curve: dict[int, float], value: float | None = None, x: float = 0.5) -> optuna.trial.FrozenTrial:
+    if state == "PRUNED" and value is None and curve:
+        value = curve[max(curve)]
+    return create_trial(
+        state=TrialState[state],
+        params={"x": x},
+        distributions=SPACE,
+        value=value if state != "RUNNING" else None,
+        intermediate_values=curve,
+    )
+
+
+def stopped(at_first: float) -> optuna.trial.FrozenTrial:
+    return trial("PRUNED", {RUNG_1: at_first})
+
+
+def test_the_final_values_once_enough_trials_finished():
+    trials = [trial("COMPLETE", {RUNG_1: 3.0, RUNG_2: 2.0}, 1.0)] * 3 + [stopped(5.0)]
+    assert fidelity(trials, min_points=3) == FINAL
+    assert fidelity(trials, min_points=4) == RUNG_1  # 3 finished, 4 values at the first rung
+
+
+def test_the_furthest_rung_with_enough_values_before_that():
+    went_on = trial("PRUNED", {RUNG_1: 3.0, RUNG_2: 2.5})
+    trials = [went_on, went_on, trial("RUNNING", {RUNG_1: 3.1, RUNG_2: 2.4}), stopped(4.0), stopped(4.5)]
+    assert fidelity(trials, min_points=3) == RUNG_2  # 3 values at the second rung
+    assert fidelity(trials, min_points=4) == RUNG_1  # 5 at the first, 3 at the second
+    assert fidelity(trials, min_points=6) == RUNG_1  # none has enough: the rung most trials reached
+
+
+def test_values_at_the_fidelity_trials_stopped_before_it_count_as_its_worst():
+    trials = [
+        trial("COMPLETE", {RUNG_1: 3.0, RUNG_2: 2.0}, 1.0),
+        trial("PRUNED", {RUNG_1: 3.5, RUNG_2: 2.8}),
+        stopped(4.0),
+        trial("RUNNING", {RUNG_1: 3.2}),
+        trial("RUNNING", {}),
+        trial("FAIL", {}),
+    ]
+    view = at_fidelity(trials, RUNG_2, minimize=True)
+    assert [(t.state, t.value) for t in view] == [
+        (TrialState.COMPLETE, 2.0),
+        (TrialState.COMPLETE, 2.8),
+        (TrialState.COMPLETE, 2.8),  # stopped at the first rung: the worst seen at the second
+        (TrialState.RUNNING, None),
+        (TrialState.RUNNING, None),
+    ]
+    assert [t.value for t in at_fidelity(trials, RUNG_2, minimize=False)][:3] == [2.0, 2.8, 2.0]
+    assert [t.value for t in at_fidelity(trials, FINAL, minimize=True)][:3] == [1.0, 1.0, 1.0]
+    assert trials[1].state == TrialState.PRUNED and trials[1].value == 2.8  # the records are untouched
+
+
+def _asha_study(n_stopped: int) -> optuna.Study:
+    study = optuna.create_study()
+    for i in range(n_stopped):
+        study.add_trial(trial("PRUNED", {RUNG_1: float(i)}, x=i / n_stopped))
+    study.add_trial(trial("COMPLETE", {RUNG_1: 0.5, RUNG_2: 0.4}, 0.3, x=0.9))
+    return study
+
+
+def test_gp_models_the_study_until_asha_stops_a_trial_then_the_rung_values():
+    sampler = rung_aware_gp(0, 5, dimensions=1)
+    whole = _asha_study(0)
+    assert sampler._seen(whole) is whole
+    seen = sampler._seen(_asha_study(6))
+    assert isinstance(seen, StudyAtFidelity) and seen.level == RUNG_1
+    assert len(seen.get_trials(states=(TrialState.COMPLETE,))) == 7
+
+
+def test_infeasible_markers_stay_out_of_the_view_and_gp_still_proposes():
+    """A marker is PRUNED with a constraint and no rung values: imputing it would leave GP with a
+    constraint on some trials only, which it refuses."""
+    study = _asha_study(6)
+    marker = create_trial(state=TrialState.PRUNED, params={"x": 0.1}, distributions=SPACE)
+    marker.set_constraint("memory", 1.0)
+    study.add_trial(marker)
+    study.sampler = rung_aware_gp(0, 5, dimensions=1)
+    assert not stopped_at_a_rung(marker) and len(StudyAtFidelity(study, 5).trials) == 7
+    assert 0.0 <= study.ask(SPACE).params["x"] <= 1.0
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gp_proposes_near_the_best_rung_values(seed):
+    """12 trials stopped at the first rung, values rising away from x = 0.2: plain GP sees no COMPLETE
+    trial and samples at random; on the rung values it proposes next to 0.2."""
+    study = optuna.create_study(sampler=rung_aware_gp(seed, 5, dimensions=1))
+    for i in range(12):
+        x = (i + 0.5) / 12
+        study.add_trial(trial("PRUNED", {RUNG_1: (x - 0.2) ** 2}, x=x))
+    proposals = []
+    for _ in range(3):
+        proposed = study.ask(SPACE)
+        proposals.append(proposed.params["x"])
+        study.tell(proposed, state=TrialState.FAIL)  # no value: it stays out of the view
+    assert all(abs(x - 0.2) < 0.05 for x in proposals), proposals
+
+
+def test_a_real_asha_study_in_sqlite_is_modelled_at_its_rungs(tmp_path):
+    """`--sampler gp` and tuner's pruner on a study in SQLite, driven by ask/report/tell as a driver
+    does: trials of 90 samples evaluated at the rungs (10, 30) and their end, a landscape whose best x
+    is 0.7 at every fidelity. ASHA stops trials, GP proposes from the rung values, its proposals close
+    in on 0.7, and the study's records stay as they were told."""
+    from tuner.config.space import Param, SearchSpace
+    from tuner.orchestrate.plan import SchedulerSettings
+
+    scheduler = SchedulerSettings.for_study("asha", 90)
+    assert scheduler.progress_points() == (10, 30)
+    sampler = make_sampler("gp", 0, SearchSpace({"x": Param("x", "float", "training", 0.0, 1.0)}), 5)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}", sampler=sampler, pruner=scheduler.pruner())
+    late = []
+    for number in range(24):
+        trial = study.ask(SPACE)
+        x = trial.params["x"]
+        for samples in (10, 30, 90):
+            trial.report((x - 0.7) ** 2 + 1.0 / samples, samples)
+            if samples < 90 and trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+                break
+        else:
+            study.tell(trial, (x - 0.7) ** 2 + 1.0 / 90)
+        if number >= 14:
+            late.append(abs(x - 0.7))
+    trials = study.get_trials()
+    assert sum(t.state == TrialState.PRUNED for t in trials) >= 5  # ASHA did stop trials
+    assert isinstance(sampler._seen(study), StudyAtFidelity)  # so GP modelled the view
+    assert sorted(late)[len(late) // 2] < 0.1  # random sampling's median distance here is about 0.3
+    assert all(t.intermediate_values and t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)

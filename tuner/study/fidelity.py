@@ -1,0 +1,141 @@
+"""The study as a model sees it at one fidelity, so `--sampler gp` keeps learning under early stopping.
+
+Optuna's GPSampler learns from COMPLETE trials only. Under ASHA most trials are PRUNED at a rung, so
+GP would model a handful of finished trials and ignore everything the rungs measured (bench/asha_default.py:
+plain GP under ASHA is worse than random search on the synthetic functions). BOHB's answer (Falkner et
+al. 2018), used here: model the trials at the highest fidelity that has enough observations. Every
+trial of a tuner study evaluates at the same rungs (samples seen, the study's progress points), so
+the values at one rung compare like with like:
+
+- `final` (the COMPLETE trials' values) once at least `min_points` trials finished;
+- else the furthest rung (an intermediate step) at least `min_points` trials reported, counting every
+  trial that reached it, pruned, running or finished;
+- else the rung most trials reported (the first): while it has fewer than the model's startup trials
+  the model samples at random, as it does at the start of any study.
+
+A trial stopped below the chosen fidelity counts as the worst value seen there (ASHA judged it worse
+than those that went on); running trials without a value are pending (GP's own handling of RUNNING
+trials); failed trials and infeasible markers are left out. The default sampler does not use this view:
+on the demo's real trainings the early rungs favour the highest learning rates, which the final
+values do not, and GP on the rungs lost to TPE there (docs/benchmarks.md 2c).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Container, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+FINAL = -1  # the fidelity of COMPLETE trials' values, above every rung
+
+
+def stopped_at_a_rung(trial: FrozenTrial) -> bool:
+    """A trial early stopping pruned (it has rung values), not an infeasible marker (a constraint)."""
+    from optuna.trial import TrialState
+
+    return (
+        trial.state == TrialState.PRUNED
+        and bool(trial.intermediate_values)
+        and not any(key.startswith("constraints") for key in trial.system_attrs)
+    )
+
+
+def fidelity(trials: Sequence[FrozenTrial], min_points: int) -> int:
+    """The fidelity to model at: FINAL, or the step (samples seen) of a rung."""
+    from optuna.trial import TrialState
+
+    if sum(t.state == TrialState.COMPLETE for t in trials) >= min_points:
+        return FINAL
+    reported = Counter(step for t in trials for step in t.intermediate_values)
+    if not reported:
+        return FINAL
+    enough = [step for step, n in reported.items() if n >= min_points]
+    return max(enough) if enough else max(reported, key=lambda step: (reported[step], -step))
+
+
+def at_fidelity(trials: Sequence[FrozenTrial], level: int, minimize: bool) -> list[FrozenTrial]:
+    """Each trial that has a value at `level` as a COMPLETE one with that value; a trial stopped
+    before it as a COMPLETE one with the worst value seen there (early stopping judged it worse
+    than the trials that went on); running trials without one stay RUNNING (pending); the rest
+    (failed trials, infeasible markers: GP would need a constraint on every trial) are left out.
+    Copies: the study's records are not touched."""
+    from optuna.trial import TrialState
+
+    def value_at(trial: FrozenTrial) -> float | None:
+        if level == FINAL:
+            return trial.value if trial.state == TrialState.COMPLETE else None
+        return trial.intermediate_values.get(level)
+
+    seen = [v for v in map(value_at, trials) if v is not None]
+    worst = (max if minimize else min)(seen) if seen else None
+    view = []
+    for trial in trials:
+        value = value_at(trial)
+        if value is None and stopped_at_a_rung(trial):
+            value = worst
+        if value is not None:
+            copied = copy.copy(trial)
+            copied.state, copied.values = TrialState.COMPLETE, [value]
+            view.append(copied)
+        elif trial.state == TrialState.RUNNING:
+            view.append(trial)
+    return view
+
+
+class StudyAtFidelity:
+    """A study whose trial list is the view at one fidelity; everything else is the study's own
+    (storage, directions), so a sampler that writes to its trial still writes to the real one."""
+
+    def __init__(self, study: optuna.Study, min_points: int) -> None:
+        self._study = study
+        trials = study.get_trials(deepcopy=False)
+        self.level = fidelity(trials, min_points)
+        from optuna.study import StudyDirection
+
+        self._view = at_fidelity(trials, self.level, study.direction == StudyDirection.MINIMIZE)
+
+    def _get_trials(
+        self, deepcopy: bool = False, states: Container[Any] | None = None, use_cache: bool = False
+    ) -> list[FrozenTrial]:
+        return [t for t in self._view if states is None or t.state in states]
+
+    def get_trials(self, deepcopy: bool = False, states: Container[Any] | None = None) -> list[FrozenTrial]:
+        return self._get_trials(deepcopy, states)
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return list(self._view)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+
+def rung_aware_gp(seed: int | None, startup_trials: int, dimensions: int) -> optuna.samplers.GPSampler:
+    """`--sampler gp`: Optuna's GPSampler, on the study while no trial was stopped early and on its
+    view at one fidelity once one was (`min_points`: the startup trials, and at least one point
+    more than the space has dimensions)."""
+    import optuna
+
+    class RungAwareGP(optuna.samplers.GPSampler):
+        def __init__(self, min_points: int, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.min_points = min_points
+
+        def _seen(self, study: optuna.Study) -> Any:
+            trials = study.get_trials(deepcopy=False)
+            return StudyAtFidelity(study, self.min_points) if any(map(stopped_at_a_rung, trials)) else study
+
+        def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+            return super().infer_relative_search_space(self._seen(study), trial)  # GP reads COMPLETE trials
+
+        def sample_relative(
+            self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]
+        ) -> dict[str, Any]:
+            return super().sample_relative(self._seen(study), trial, search_space)
+
+    return RungAwareGP(max(startup_trials, dimensions + 1), seed=seed, n_startup_trials=startup_trials)
