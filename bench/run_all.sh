@@ -6,6 +6,8 @@ PY=.venv/bin/python
 mkdir -p bench/results
 $PY bench/ray_anchor.py --trials 200 --concurrency 2 | tee bench/results/ray_anchor.log
 $PY bench/search.py --trials 30 --seeds 3 | tee bench/results/search.log
+$PY bench/search.py --trials 30 --seeds 3 --strategies random,tpe-s5+asha,gp+asha,gp-s5+asha \
+    --out bench/results/search_gp_rungs.json | tee bench/results/search_gp_rungs.log
 $PY bench/search_demo.py --trials 10 --seeds 8 | tee bench/results/search_demo.log
 $PY bench/search_demo.py --trials 20 --seeds 4 --startup-trials 5 --out bench/results/search_demo_20.json \
     | tee bench/results/search_demo_20.log
