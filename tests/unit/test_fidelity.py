@@ -13,6 +13,7 @@ from tuner.study.samplers import make_sampler
 
 SPACE = {"x": FloatDistribution(0.0, 1.0)}
 RUNG_1, RUNG_2 = 17, 50  # samples seen
+FIRST, SECOND = 0, 1  # their indexes: the fidelities below FINAL
 
 
 def trial(state: str, curve: dict[int, float], value: float | None = None, x: float = 0.5) -> optuna.trial.FrozenTrial:
@@ -34,15 +35,27 @@ def stopped(at_first: float) -> optuna.trial.FrozenTrial:
 def test_the_final_values_once_enough_trials_finished():
     trials = [trial("COMPLETE", {RUNG_1: 3.0, RUNG_2: 2.0}, 1.0)] * 3 + [stopped(5.0)]
     assert fidelity(trials, min_points=3) == FINAL
-    assert fidelity(trials, min_points=4) == RUNG_1  # 3 finished, 4 values at the first rung
+    assert fidelity(trials, min_points=4) == FIRST  # 3 finished, 4 values at the first rung
 
 
 def test_the_furthest_rung_with_enough_values_before_that():
     went_on = trial("PRUNED", {RUNG_1: 3.0, RUNG_2: 2.5})
     trials = [went_on, went_on, trial("RUNNING", {RUNG_1: 3.1, RUNG_2: 2.4}), stopped(4.0), stopped(4.5)]
-    assert fidelity(trials, min_points=3) == RUNG_2  # 3 values at the second rung
-    assert fidelity(trials, min_points=4) == RUNG_1  # 5 at the first, 3 at the second
-    assert fidelity(trials, min_points=6) == RUNG_1  # none has enough: the rung most trials reached
+    assert fidelity(trials, min_points=3) == SECOND  # 3 values at the second rung
+    assert fidelity(trials, min_points=4) == FIRST  # 5 at the first, 3 at the second
+    assert fidelity(trials, min_points=6) == FIRST  # none has enough: the rung most trials reached
+
+
+def test_a_rung_is_the_kth_value_whatever_the_global_batch():
+    """Trials evaluate at the first step at or past a rung: at batch 1, 4 and 16 the rung at 17 samples
+    is reported at 17, 20 and 32 samples, the one at 50 at 50, 52 and 64. They are the same rungs."""
+    trials = [
+        trial("PRUNED", {17: 3.0, 50: 2.5}),
+        trial("PRUNED", {20: 3.2, 52: 2.7}),
+        trial("RUNNING", {32: 3.1, 64: 2.6}),
+    ]
+    assert fidelity(trials, min_points=3) == SECOND
+    assert [t.value for t in at_fidelity(trials, SECOND, minimize=True)] == [2.5, 2.7, 2.6]
 
 
 def test_values_at_the_fidelity_trials_stopped_before_it_count_as_its_worst():
@@ -54,7 +67,7 @@ def test_values_at_the_fidelity_trials_stopped_before_it_count_as_its_worst():
         trial("RUNNING", {}),
         trial("FAIL", {}),
     ]
-    view = at_fidelity(trials, RUNG_2, minimize=True)
+    view = at_fidelity(trials, SECOND, minimize=True)
     assert [(t.state, t.value) for t in view] == [
         (TrialState.COMPLETE, 2.0),
         (TrialState.COMPLETE, 2.8),
@@ -62,7 +75,7 @@ def test_values_at_the_fidelity_trials_stopped_before_it_count_as_its_worst():
         (TrialState.RUNNING, None),
         (TrialState.RUNNING, None),
     ]
-    assert [t.value for t in at_fidelity(trials, RUNG_2, minimize=False)][:3] == [2.0, 2.8, 2.0]
+    assert [t.value for t in at_fidelity(trials, SECOND, minimize=False)][:3] == [2.0, 2.8, 2.0]
     assert [t.value for t in at_fidelity(trials, FINAL, minimize=True)][:3] == [1.0, 1.0, 1.0]
     assert trials[1].state == TrialState.PRUNED and trials[1].value == 2.8  # the records are untouched
 
@@ -80,7 +93,7 @@ def test_gp_models_the_study_until_asha_stops_a_trial_then_the_rung_values():
     whole = _asha_study(0)
     assert sampler._seen(whole) is whole
     seen = sampler._seen(_asha_study(6))
-    assert isinstance(seen, StudyAtFidelity) and seen.level == RUNG_1
+    assert isinstance(seen, StudyAtFidelity) and seen.level == FIRST
     assert len(seen.get_trials(states=(TrialState.COMPLETE,))) == 7
 
 

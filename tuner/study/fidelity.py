@@ -4,8 +4,9 @@ Optuna's GPSampler learns from COMPLETE trials only. Under ASHA most trials are 
 GP would model a handful of finished trials and ignore everything the rungs measured (bench/asha_default.py:
 plain GP under ASHA is worse than random search on the synthetic functions). BOHB's answer (Falkner et
 al. 2018), used here: model the trials at the highest fidelity that has enough observations. Every
-trial of a tuner study evaluates at the same rungs (samples seen, the study's progress points), so
-the values at one rung compare like with like:
+trial of a tuner study evaluates at the same rungs (samples seen, the study's progress points; a
+trial's k-th intermediate value is its value at rung k), so the values at one rung compare like with
+like:
 
 - `final` (the COMPLETE trials' values) once at least `min_points` trials finished;
 - else the furthest rung (an intermediate step) at least `min_points` trials reported, counting every
@@ -45,17 +46,24 @@ def stopped_at_a_rung(trial: FrozenTrial) -> bool:
     )
 
 
+def rung_values(trial: FrozenTrial) -> dict[int, float]:
+    """A trial's values by rung index (0 = the first rung). Every trial evaluates exactly at the rungs
+    it reaches, at the first optimizer step at or past each, so its k-th intermediate value is its
+    value at rung k whatever its global batch (a rung at 33 samples is reported at 33, 34 or 36)."""
+    return {k: value for k, (_, value) in enumerate(sorted(trial.intermediate_values.items()))}
+
+
 def fidelity(trials: Sequence[FrozenTrial], min_points: int) -> int:
-    """The fidelity to model at: FINAL, or the step (samples seen) of a rung."""
+    """The fidelity to model at: FINAL, or the index of a rung."""
     from optuna.trial import TrialState
 
     if sum(t.state == TrialState.COMPLETE for t in trials) >= min_points:
         return FINAL
-    reported = Counter(step for t in trials for step in t.intermediate_values)
+    reported = Counter(rung for t in trials for rung in rung_values(t))
     if not reported:
         return FINAL
-    enough = [step for step, n in reported.items() if n >= min_points]
-    return max(enough) if enough else max(reported, key=lambda step: (reported[step], -step))
+    enough = [rung for rung, n in reported.items() if n >= min_points]
+    return max(enough) if enough else max(reported, key=lambda rung: (reported[rung], -rung))
 
 
 def at_fidelity(trials: Sequence[FrozenTrial], level: int, minimize: bool) -> list[FrozenTrial]:
@@ -69,7 +77,7 @@ def at_fidelity(trials: Sequence[FrozenTrial], level: int, minimize: bool) -> li
     def value_at(trial: FrozenTrial) -> float | None:
         if level == FINAL:
             return trial.value if trial.state == TrialState.COMPLETE else None
-        return trial.intermediate_values.get(level)
+        return rung_values(trial).get(level)
 
     seen = [v for v in map(value_at, trials) if v is not None]
     worst = (max if minimize else min)(seen) if seen else None
