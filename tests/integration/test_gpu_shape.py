@@ -123,7 +123,8 @@ def test_one_trial_spans_two_nodes_of_a_cluster_and_stops_on_both(make_block, tm
         assert done.returncode == 0, done.stderr[-3000:]
         assert "4 GPU(s) on 2 nodes per trial" in done.stderr
         (trial,) = _trials(url, "span")
-        assert trial.state.name == "COMPLETE" and trial.value is not None and trial.value > 0
+        why = {k: trial.user_attrs.get(k) for k in ("exit_class", "reason")}  # a failure explains itself
+        assert trial.state.name == "COMPLETE" and trial.value is not None and trial.value > 0, why
         attrs = trial.user_attrs
         assert len(set(attrs["ray_node_ids"])) == 2  # the trial's attributes name both nodes
         assert (attrs["nodes"], attrs["processes"], attrs["global_batch_size"]) == (2, 4, 1 * 2 * 4)
