@@ -97,6 +97,17 @@ def test_gp_models_the_study_until_asha_stops_a_trial_then_the_rung_values():
     assert len(seen.get_trials(states=(TrialState.COMPLETE,))) == 7
 
 
+def test_one_ask_reads_the_trials_once(monkeypatch):
+    """GP asks for its view twice per trial (the search space, then the sample): one storage read."""
+    study = _asha_study(6)
+    study.sampler = rung_aware_gp(0, 5, dimensions=1)
+    reads = []
+    real = study.get_trials
+    monkeypatch.setattr(study, "get_trials", lambda *a, **k: reads.append(1) or real(*a, **k))
+    study.ask(SPACE)
+    assert len(reads) == 1
+
+
 def test_infeasible_markers_stay_out_of_the_view_and_gp_still_proposes():
     """A marker is PRUNED with a constraint and no rung values: imputing it would leave GP with a
     constraint on some trials only, which it refuses."""

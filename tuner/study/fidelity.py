@@ -42,11 +42,11 @@ def stopped_at_a_rung(trial: FrozenTrial) -> bool:
     return (
         trial.state == TrialState.PRUNED
         and bool(trial.intermediate_values)
-        and not any(key.startswith("constraints") for key in trial.system_attrs)
+        and not trial.constraints  # Optuna 5's set_constraint: tuner's infeasible markers
     )
 
 
-def rung_values(trial: FrozenTrial) -> dict[int, float]:
+def values_by_rung(trial: FrozenTrial) -> dict[int, float]:
     """A trial's values by rung index (0 = the first rung). Every trial evaluates exactly at the rungs
     it reaches, at the first optimizer step at or past each, so its k-th intermediate value is its
     value at rung k whatever its global batch (a rung at 33 samples is reported at 33, 34 or 36)."""
@@ -59,7 +59,7 @@ def fidelity(trials: Sequence[FrozenTrial], min_points: int) -> int:
 
     if sum(t.state == TrialState.COMPLETE for t in trials) >= min_points:
         return FINAL
-    reported = Counter(rung for t in trials for rung in rung_values(t))
+    reported = Counter(rung for t in trials for rung in values_by_rung(t))
     if not reported:
         return FINAL
     enough = [rung for rung, n in reported.items() if n >= min_points]
@@ -77,7 +77,7 @@ def at_fidelity(trials: Sequence[FrozenTrial], level: int, minimize: bool) -> li
     def value_at(trial: FrozenTrial) -> float | None:
         if level == FINAL:
             return trial.value if trial.state == TrialState.COMPLETE else None
-        return rung_values(trial).get(level)
+        return values_by_rung(trial).get(level)
 
     seen = [v for v in map(value_at, trials) if v is not None]
     worst = (max if minimize else min)(seen) if seen else None
@@ -99,9 +99,9 @@ class StudyAtFidelity:
     """A study whose trial list is the view at one fidelity; everything else is the study's own
     (storage, directions), so a sampler that writes to its trial still writes to the real one."""
 
-    def __init__(self, study: optuna.Study, min_points: int) -> None:
+    def __init__(self, study: optuna.Study, min_points: int, trials: Sequence[FrozenTrial] | None = None) -> None:
         self._study = study
-        trials = study.get_trials(deepcopy=False)
+        trials = study.get_trials(deepcopy=False) if trials is None else trials
         self.level = fidelity(trials, min_points)
         from optuna.study import StudyDirection
 
@@ -133,17 +133,24 @@ def rung_aware_gp(seed: int | None, startup_trials: int, dimensions: int) -> opt
         def __init__(self, min_points: int, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.min_points = min_points
+            self._last: tuple[int | None, Any] = (None, None)  # (trial id, what it saw): one read per ask
 
-        def _seen(self, study: optuna.Study) -> Any:
+        def _seen(self, study: optuna.Study, trial_id: int | None = None) -> Any:
+            if trial_id is not None and self._last[0] == trial_id:
+                return self._last[1]
             trials = study.get_trials(deepcopy=False)
-            return StudyAtFidelity(study, self.min_points) if any(map(stopped_at_a_rung, trials)) else study
+            stopped = any(map(stopped_at_a_rung, trials))
+            seen = StudyAtFidelity(study, self.min_points, trials) if stopped else study
+            self._last = (trial_id, seen)
+            return seen
 
         def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
-            return super().infer_relative_search_space(self._seen(study), trial)  # GP reads COMPLETE trials
+            seen = self._seen(study, trial._trial_id)
+            return super().infer_relative_search_space(seen, trial)  # GP reads COMPLETE trials
 
         def sample_relative(
             self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]
         ) -> dict[str, Any]:
-            return super().sample_relative(self._seen(study), trial, search_space)
+            return super().sample_relative(self._seen(study, trial._trial_id), trial, search_space)
 
     return RungAwareGP(max(startup_trials, dimensions + 1), seed=seed, n_startup_trials=startup_trials)
