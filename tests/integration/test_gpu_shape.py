@@ -124,6 +124,8 @@ def test_one_trial_spans_two_nodes_of_a_cluster_and_stops_on_both(make_block, tm
         assert "4 GPU(s) on 2 nodes per trial" in done.stderr
         (trial,) = _trials(url, "span")
         why = {k: trial.user_attrs.get(k) for k in ("exit_class", "reason")}  # a failure explains itself
+        for log in sorted(Path(trial.user_attrs.get("trial_dir", tmp_path)).glob("*.log")):
+            why[log.name] = log.read_text(errors="replace")[-1500:]  # the logs go with pytest's temp dirs
         assert trial.state.name == "COMPLETE" and trial.value is not None and trial.value > 0, why
         attrs = trial.user_attrs
         assert len(set(attrs["ray_node_ids"])) == 2  # the trial's attributes name both nodes

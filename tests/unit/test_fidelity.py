@@ -8,7 +8,15 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from tuner.study.fidelity import FINAL, StudyAtFidelity, at_fidelity, fidelity, rung_aware_gp, stopped_at_a_rung
+from tuner.study.fidelity import (
+    FINAL,
+    MODELLED,
+    StudyAtFidelity,
+    at_fidelity,
+    fidelity,
+    rung_aware_gp,
+    stopped_at_a_rung,
+)
 from tuner.study.samplers import make_sampler
 
 SPACE = {"x": FloatDistribution(0.0, 1.0)}
@@ -106,6 +114,29 @@ def test_one_ask_reads_the_trials_once(monkeypatch):
     monkeypatch.setattr(study, "get_trials", lambda *a, **k: reads.append(1) or real(*a, **k))
     study.ask(SPACE)
     assert len(reads) == 1
+
+
+def test_each_proposed_trial_records_what_gp_learnt_from():
+    """The dashboard shows why GP proposed a point: the rung it modelled, the final values, or its
+    random start-up. Enqueued trials (fixed parameters) are not GP's and record nothing."""
+    study = _asha_study(6)
+    study.sampler = rung_aware_gp(0, 5, dimensions=1)
+    study.ask(SPACE)
+    study.enqueue_trial({"x": 0.25})
+    study.ask(SPACE)
+    attrs = [t.user_attrs.get(MODELLED) for t in study.get_trials()[-2:]]
+    assert attrs == ["rung 1 of 7 trials", None]
+
+    young = optuna.create_study(sampler=rung_aware_gp(0, 5, dimensions=1))
+    young.add_trial(trial("COMPLETE", {RUNG_1: 0.5}, 0.4))
+    young.ask(SPACE)
+    assert young.get_trials()[-1].user_attrs[MODELLED] == "random start-up: 1 of 5 trials"
+
+    finished = optuna.create_study(sampler=rung_aware_gp(0, 2, dimensions=1))
+    for x in (0.1, 0.9, 0.5):
+        finished.add_trial(trial("COMPLETE", {RUNG_1: x}, x, x=x))
+    finished.ask(SPACE)
+    assert finished.get_trials()[-1].user_attrs[MODELLED] == "final values of 3 trials"
 
 
 def test_infeasible_markers_stay_out_of_the_view_and_gp_still_proposes():

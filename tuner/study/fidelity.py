@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 FINAL = -1  # the fidelity of COMPLETE trials' values, above every rung
+MODELLED = "gp_modelled"  # the user attribute that says what GP learnt from when it proposed a trial
 
 
 def stopped_at_a_rung(trial: FrozenTrial) -> bool:
@@ -95,6 +96,17 @@ def at_fidelity(trials: Sequence[FrozenTrial], level: int, minimize: bool) -> li
     return view
 
 
+def modelled_label(level: int, seen: Sequence[FrozenTrial], startup: int) -> str:
+    """What GP proposes a trial from, for the trial's MODELLED attribute (the dashboard shows it): why
+    `--sampler gp` under ASHA proposes what the early rungs liked is then on the record."""
+    from optuna.trial import TrialState
+
+    points = sum(t.state == TrialState.COMPLETE for t in seen)
+    if points < startup:
+        return f"random start-up: {points} of {startup} trials"
+    return f"{'final values' if level == FINAL else f'rung {level + 1}'} of {points} trials"
+
+
 class StudyAtFidelity:
     """A study whose trial list is the view at one fidelity; everything else is the study's own
     (storage, directions), so a sampler that writes to its trial still writes to the real one."""
@@ -130,18 +142,19 @@ def rung_aware_gp(seed: int | None, startup_trials: int, dimensions: int) -> opt
     import optuna
 
     class RungAwareGP(optuna.samplers.GPSampler):
-        def __init__(self, min_points: int, **kwargs: Any) -> None:
-            super().__init__(**kwargs)
-            self.min_points = min_points
-            self._last: tuple[int | None, Any] = (None, None)  # (trial id, what it saw): one read per ask
+        def __init__(self, min_points: int, startup: int, seed: int | None) -> None:
+            super().__init__(seed=seed, n_startup_trials=startup)
+            self.min_points, self.startup = min_points, startup
+            self._last: tuple[int | None, Any, str] = (None, None, "")  # trial id, its view, its label
 
         def _seen(self, study: optuna.Study, trial_id: int | None = None) -> Any:
-            if trial_id is not None and self._last[0] == trial_id:
+            if trial_id is not None and self._last[0] == trial_id:  # one storage read per ask
                 return self._last[1]
             trials = study.get_trials(deepcopy=False)
             stopped = any(map(stopped_at_a_rung, trials))
             seen = StudyAtFidelity(study, self.min_points, trials) if stopped else study
-            self._last = (trial_id, seen)
+            level, modelled = (seen.level, seen.trials) if stopped else (FINAL, trials)
+            self._last = (trial_id, seen, modelled_label(level, modelled, self.startup))
             return seen
 
         def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
@@ -151,6 +164,8 @@ def rung_aware_gp(seed: int | None, startup_trials: int, dimensions: int) -> opt
         def sample_relative(
             self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]
         ) -> dict[str, Any]:
-            return super().sample_relative(self._seen(study, trial._trial_id), trial, search_space)
+            seen = self._seen(study, trial._trial_id)
+            study._storage.set_trial_user_attr(trial._trial_id, MODELLED, self._last[2])  # trials GP proposes
+            return super().sample_relative(seen, trial, search_space)
 
-    return RungAwareGP(max(startup_trials, dimensions + 1), seed=seed, n_startup_trials=startup_trials)
+    return RungAwareGP(max(startup_trials, dimensions + 1), startup_trials, seed)

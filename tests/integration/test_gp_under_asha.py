@@ -1,0 +1,34 @@
+"""`tune start --sampler gp` under ASHA on real trainings: once ASHA stopped a trial, GP proposes the
+next one from the study's values at a rung (tuner.study.fidelity), and the trial says so."""
+
+from __future__ import annotations
+
+import optuna
+
+from tests.integration.conftest import processes_mentioning, run_tune
+from tests.integration.test_study import _enqueue
+from tuner.study.fidelity import MODELLED
+
+
+def test_gp_proposes_from_the_rung_values_once_asha_stopped_a_trial(fast_block, tmp_path):
+    url = f"sqlite:///{tmp_path / 'tuner.db'}"
+    good = {"learning_rate": 1e-3, "num_train_epochs": 1, "max_instances": 100}  # short: a third of the longest
+    _enqueue(url, "gp", fast_block, [good, {**good, "learning_rate": 1e-5}])  # the second is stopped
+    done = run_tune(
+        "start",
+        *("--config", str(fast_block), "--budget", "3", "--study", "gp", "--storage", url),
+        *("--trials-dir", str(tmp_path / "trials"), "--scheduler", "asha", "--max-concurrent", "1"),
+        *("--sampler", "gp", "--startup-trials", "2", "--seed", "5"),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = optuna.load_study(study_name="gp", storage=url)
+    first, stopped, proposed = study.get_trials()
+    assert first.state.name == "COMPLETE" and stopped.state.name == "PRUNED", stopped.user_attrs
+    assert stopped.user_attrs["exit_class"] == "pruned" and len(stopped.intermediate_values) == 1
+    # 1 trial finished, 2 reported at the first rung (fewer than GP's 4 points for 3 parameters
+    # each): GP modelled both trials' values there, ASHA's stop included.
+    assert proposed.user_attrs[MODELLED] == "rung 1 of 2 trials"
+    assert MODELLED not in first.user_attrs and MODELLED not in stopped.user_attrs  # enqueued, not GP's
+    assert proposed.state.name in ("COMPLETE", "PRUNED") and proposed.intermediate_values
+    assert study.user_attrs["sampler"] == "gp"
+    assert processes_mentioning(str(tmp_path / "trials")) == []
