@@ -32,3 +32,5 @@ def test_gp_proposes_from_the_rung_values_once_asha_stopped_a_trial(fast_block, 
     assert proposed.state.name in ("COMPLETE", "PRUNED") and proposed.intermediate_values
     assert study.user_attrs["sampler"] == "gp"
     assert processes_mentioning(str(tmp_path / "trials")) == []
+    shown = run_tune("status", "gp", "--storage", url)
+    assert shown.returncode == 0 and "gp proposed from: #2 rung 1" in shown.stdout, shown.stdout

@@ -8,6 +8,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from tuner.outputs.summary import modelled_text
 from tuner.study.fidelity import (
     FINAL,
     MODELLED,
@@ -197,3 +198,13 @@ def test_a_real_asha_study_in_sqlite_is_modelled_at_its_rungs(tmp_path):
     assert isinstance(sampler._seen(study), StudyAtFidelity)  # so GP modelled the view
     assert sorted(late)[len(late) // 2] < 0.1  # random sampling's median distance here is about 0.3
     assert all(t.intermediate_values and t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+
+
+def test_status_shows_what_gp_proposed_from_in_runs_of_trials():
+    labels = [None, "random start-up: 0 of 2 trials", "random start-up: 1 of 2 trials", "rung 1 of 2 trials"]
+    labels += ["rung 1 of 3 trials", None, "rung 1 of 5 trials", "final values of 4 trials"]
+    trials = [create_trial(state=TrialState.RUNNING, user_attrs={MODELLED: x} if x else {}) for x in labels]
+    for number, t in enumerate(trials):
+        t.number = number
+    assert modelled_text(trials) == "#1-#2 random start-up; #3-#4 rung 1; #6 rung 1; #7 final values"
+    assert modelled_text(trials[:1]) is None

@@ -66,7 +66,7 @@ def _disk_text(trials: list[Any]) -> str:
 
 def print_study(console: Console, url: str, name: str) -> None:
     from tuner.cli.live import summary_table
-    from tuner.outputs.summary import format_params, memory_lines
+    from tuner.outputs.summary import format_params, memory_lines, modelled_text
     from tuner.study.store import StudyStore
 
     store = StudyStore.open(url, name, create=False)
@@ -93,6 +93,9 @@ def print_study(console: Console, url: str, name: str) -> None:
         + f"; sampler {attrs.get('sampler', '-')}, scheduler {attrs.get('scheduler', '-')}; "
         f"storage {escape(redact_url(url))}"
     )
+    modelled = modelled_text(trials)
+    if modelled:
+        console.print(f"gp proposed from: {escape(modelled)}", highlight=False)
     if attrs.get("warm_start"):
         from tuner.study.warm import describe
 
