@@ -145,26 +145,28 @@ def rung_aware_gp(seed: int | None, startup_trials: int, dimensions: int) -> opt
         def __init__(self, min_points: int, startup: int, seed: int | None) -> None:
             super().__init__(seed=seed, n_startup_trials=startup)
             self.min_points, self.startup = min_points, startup
-            self._last: tuple[int | None, Any, str] = (None, None, "")  # trial id, its view, its label
+            # The trial being asked (held, so no other object can share its identity), its view, its label:
+            # Optuna passes the same FrozenTrial to both calls of one ask, so the study is read once.
+            self._last: tuple[FrozenTrial | None, Any, str] = (None, None, "")
 
-        def _seen(self, study: optuna.Study, trial_id: int | None = None) -> Any:
-            if trial_id is not None and self._last[0] == trial_id:  # one storage read per ask
+        def _seen(self, study: optuna.Study, trial: FrozenTrial | None = None) -> Any:
+            if trial is not None and self._last[0] is trial:
                 return self._last[1]
             trials = study.get_trials(deepcopy=False)
             stopped = any(map(stopped_at_a_rung, trials))
             seen = StudyAtFidelity(study, self.min_points, trials) if stopped else study
             level, modelled = (seen.level, seen.trials) if stopped else (FINAL, trials)
-            self._last = (trial_id, seen, modelled_label(level, modelled, self.startup))
+            self._last = (trial, seen, modelled_label(level, modelled, self.startup))
             return seen
 
         def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
-            seen = self._seen(study, trial._trial_id)
+            seen = self._seen(study, trial)
             return super().infer_relative_search_space(seen, trial)  # GP reads COMPLETE trials
 
         def sample_relative(
             self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]
         ) -> dict[str, Any]:
-            seen = self._seen(study, trial._trial_id)
+            seen = self._seen(study, trial)
             study._storage.set_trial_user_attr(trial._trial_id, MODELLED, self._last[2])  # trials GP proposes
             return super().sample_relative(seen, trial, search_space)
 
