@@ -107,7 +107,8 @@ def test_gp_models_the_study_until_asha_stops_a_trial_then_the_rung_values():
 
 
 def test_one_ask_reads_the_trials_once(monkeypatch):
-    """GP asks for its view twice per trial (the search space, then the sample): one storage read."""
+    """GP asks for its view twice per trial (the search space, then the sample): one storage read,
+    and once the ask is over the sampler holds no copy of the study while the trial trains."""
     study = _asha_study(6)
     study.sampler = rung_aware_gp(0, 5, dimensions=1)
     reads = []
@@ -115,6 +116,7 @@ def test_one_ask_reads_the_trials_once(monkeypatch):
     monkeypatch.setattr(study, "get_trials", lambda *a, **k: reads.append(1) or real(*a, **k))
     study.ask(SPACE)
     assert len(reads) == 1
+    assert study.sampler._last == (None, None, "")
 
 
 def test_each_proposed_trial_records_what_gp_learnt_from():
@@ -148,7 +150,7 @@ def test_infeasible_markers_stay_out_of_the_view_and_gp_still_proposes():
     marker.set_constraint("memory", 1.0)
     study.add_trial(marker)
     study.sampler = rung_aware_gp(0, 5, dimensions=1)
-    assert not stopped_at_a_rung(marker) and len(StudyAtFidelity(study, 5).trials) == 7
+    assert not stopped_at_a_rung(marker) and len(StudyAtFidelity(study, 5, study.get_trials()).trials) == 7
     assert 0.0 <= study.ask(SPACE).params["x"] <= 1.0
 
 

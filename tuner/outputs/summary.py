@@ -60,14 +60,14 @@ def memory_lines(trials: list[Any]) -> list[str]:
 def modelled_text(trials: list[Any]) -> str | None:
     """What `--sampler gp` learnt from, in runs of trials: "#3-#5 random start-up; #6-#9 rung 1; #10
     final values". The counts of trials are in each trial's own attribute; the runs show the switches."""
-    from tuner.study.fidelity import MODELLED
+    from tuner.study.fidelity import MODELLED, modelled_source
 
     runs: list[tuple[str, int, int]] = []  # (what, first trial, last trial)
     for t in sorted(trials, key=lambda t: t.number):
         label = t.user_attrs.get(MODELLED)
         if label is None:
             continue
-        what = label.split(":")[0].split(" of ")[0]
+        what = modelled_source(label)
         if runs and runs[-1][0] == what and runs[-1][2] == t.number - 1:  # an enqueued trial breaks a run
             runs[-1] = (what, runs[-1][1], t.number)
         else:

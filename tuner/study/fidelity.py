@@ -107,13 +107,18 @@ def modelled_label(level: int, seen: Sequence[FrozenTrial], startup: int) -> str
     return f"{'final values' if level == FINAL else f'rung {level + 1}'} of {points} trials"
 
 
+def modelled_source(label: str) -> str:
+    """The source part of a modelled_label ("rung 1", "final values", "random start-up"), read next to
+    the function that writes it, so that `tune status` groups trials without knowing the wording."""
+    return label.split(":")[0].split(" of ")[0]
+
+
 class StudyAtFidelity:
     """A study whose trial list is the view at one fidelity; everything else is the study's own
     (storage, directions), so a sampler that writes to its trial still writes to the real one."""
 
-    def __init__(self, study: optuna.Study, min_points: int, trials: Sequence[FrozenTrial] | None = None) -> None:
+    def __init__(self, study: optuna.Study, min_points: int, trials: Sequence[FrozenTrial]) -> None:
         self._study = study
-        trials = study.get_trials(deepcopy=False) if trials is None else trials
         self.level = fidelity(trials, min_points)
         from optuna.study import StudyDirection
 
@@ -168,6 +173,9 @@ def rung_aware_gp(seed: int | None, startup_trials: int, dimensions: int) -> opt
         ) -> dict[str, Any]:
             seen = self._seen(study, trial)
             study._storage.set_trial_user_attr(trial._trial_id, MODELLED, self._last[2])  # trials GP proposes
-            return super().sample_relative(seen, trial, search_space)
+            try:
+                return super().sample_relative(seen, trial, search_space)
+            finally:  # the ask is over: hold no copy of the study while the trial trains
+                self._last = (None, None, "")
 
     return RungAwareGP(max(startup_trials, dimensions + 1), startup_trials, seed)
