@@ -14,6 +14,7 @@ optuna-tpe = `TPESampler(seed=seed)`; random.
 
     .venv/bin/python bench/asha_default.py [--seeds 20] [--budgets 180,360] [--concurrency 2]
         [--functions branin,hartmann3,demo] [--samplers default,gp,gp-plain,optuna-tpe,random] [--jobs 2]
+        [--steps 150 --rungs 16,48]
 
 Per (task, budget): median regret and mean rank within each seed (1 = best; ties share). Last lines:
 median over the cells of the ratio of median regrets, gp / gp-plain, then default / optuna-tpe (< 1:
@@ -34,9 +35,12 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import optuna  # noqa: E402
-from asha_sim import simulate  # noqa: E402
+from asha_sim import STEPS, simulate  # noqa: E402
 from asha_tasks import tasks  # noqa: E402
 from curves import ranks, regret_ratio  # noqa: E402
+from demo_table import TABLE  # noqa: E402
+
+from tuner.orchestrate.plan import SchedulerSettings  # noqa: E402
 
 
 def main() -> None:
@@ -47,12 +51,24 @@ def main() -> None:
     parser.add_argument("--functions", default="branin,hartmann3,demo")
     parser.add_argument("--samplers", default="default,gp,gp-plain,optuna-tpe,random")
     parser.add_argument("--jobs", type=int, default=1, help="processes, one (task, budget) cell each")
+    parser.add_argument(
+        "--steps", type=int, default=STEPS, help="a full trial's fidelity steps (150: one per demo sample)"
+    )
+    parser.add_argument(
+        "--rungs", default=None, help="the steps trials are compared at (default: tuner's rule for --steps)"
+    )
+    parser.add_argument("--demo-table", default=str(TABLE), help="the demo's eval_loss table (bench/demo_table.py)")
     parser.add_argument("--out", default=str(BENCH / "results" / "asha_default.json"))
     args = parser.parse_args()
     started = time.time()
     samplers = args.samplers.split(",")
     cells_asked = [(name, int(b)) for name in args.functions.split(",") for b in args.budgets.split(",")]
-    jobs = [(name, budget, samplers, args.seeds, args.concurrency) for name, budget in cells_asked]
+    rungs = tuple(int(r) for r in args.rungs.split(",")) if args.rungs else rungs_for(args.steps)
+    print(f"trials of {args.steps} steps, compared at steps {rungs}", flush=True)
+    jobs = [
+        (name, budget, samplers, args.seeds, args.concurrency, args.steps, rungs, args.demo_table)
+        for name, budget in cells_asked
+    ]
     cells, runs = [], []
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         for cell, cell_runs in pool.imap(run_cell, jobs):
@@ -75,12 +91,23 @@ def main() -> None:
     Path(args.out).write_text(json.dumps({"args": vars(args), "cells": cells, **summary, "runs": runs}) + "\n")
 
 
-def run_cell(job: tuple[str, int, list[str], int, int]) -> tuple[dict, list[dict]]:
-    """One (task, budget) cell: every sampler on every seed; median regret and mean rank per sampler."""
-    name, budget, samplers, seeds, concurrency = job
+def rungs_for(steps: int) -> tuple[int, ...]:
+    """tuner's rungs for a trial of `steps` steps (bench/asha_sim.py's RUNGS at 9)."""
+    return tuple(SchedulerSettings.for_study("asha", steps).progress_points())
+
+
+def run_cell(job: tuple[str, int, list[str], int, int, int, tuple[int, ...], str]) -> tuple[dict, list[dict]]:
+    """One (task, budget) cell: every sampler on every seed; median regret and mean rank per sampler.
+    `budget` is in units of a 9-step trial (180: 20 full trials), scaled to `steps`."""
+    name, budget, samplers, seeds, concurrency, steps, rungs, demo_table = job
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    task = tasks([name])[0]
-    by_sampler = {s: [simulate(task, s, "stop", concurrency, budget, seed) for seed in range(seeds)] for s in samplers}
+    task = tasks([name], Path(demo_table))[0]
+    by_sampler = {
+        s: [
+            simulate(task, s, "stop", concurrency, budget * steps // STEPS, seed, steps, rungs) for seed in range(seeds)
+        ]
+        for s in samplers
+    }
     rank_sum = dict.fromkeys(samplers, 0.0)
     for seed in range(seeds):
         regrets = [by_sampler[s][seed]["regret"] for s in samplers]

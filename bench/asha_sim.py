@@ -73,13 +73,13 @@ def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optu
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials(budget))
 
 
-def frozen(config: Config, distributions: dict) -> Any:
+def frozen(config: Config, distributions: dict, steps: int = STEPS) -> Any:
     inter = {s: v for s, v in config.values.items()}
     if config.state == "complete":
         return create_trial(
             params=config.params,
             distributions=distributions,
-            value=config.values[STEPS],
+            value=config.values[steps],
             intermediate_values=inter,
             state=TrialState.COMPLETE,
         )
@@ -97,19 +97,31 @@ def frozen(config: Config, distributions: dict) -> Any:
     )
 
 
-def simulate(task: Task, sampler_name: str, scheduler: str, concurrency: int, budget: int, seed: int) -> dict:
+def simulate(
+    task: Task,
+    sampler_name: str,
+    scheduler: str,
+    concurrency: int,
+    budget: int,
+    seed: int,
+    steps: int = STEPS,
+    rungs: tuple[int, ...] = RUNGS,
+) -> dict:
+    """One study. `steps`: a full trial's fidelity steps, `budget` and the task's start-up in those steps
+    (the start-up is given per STEPS and scaled); `rungs`: the steps where trials are compared."""
     function, space = task.function, task.space
+    startup_cost = round(task.startup_cost * steps / STEPS)
     distributions = {name: p.distribution() for name, p in space.items()}
-    sampler = make_sampler(sampler_name, seed, budget, distributions)
+    sampler = make_sampler(sampler_name, seed, budget * STEPS // steps, distributions)
     configs: list[Config] = []
-    rung_values: dict[int, list[tuple[float, int]]] = {r: [] for r in RUNGS}  # (value, config number)
+    rung_values: dict[int, list[tuple[float, int]]] = {r: [] for r in rungs}  # (value, config number)
     persistent = optuna.create_study(sampler=sampler) if sampler_name == "random" else None
 
     def ask() -> dict[str, float]:
         if persistent is not None:  # RandomSampler ignores the history
             return persistent.ask(distributions).params
         study = optuna.create_study(sampler=sampler)
-        study.add_trials([frozen(c, distributions) for c in configs if c.state != "cut"])
+        study.add_trials([frozen(c, distributions, steps) for c in configs if c.state != "cut"])
         return study.ask(distributions).params
 
     def new_config() -> Config:
@@ -118,7 +130,7 @@ def simulate(task: Task, sampler_name: str, scheduler: str, concurrency: int, bu
         return config
 
     def next_point(step: int) -> int:
-        return next(p for p in (*RUNGS, STEPS) if p > step)
+        return next(p for p in (*rungs, steps) if p > step)
 
     def promotable_stop(rung: int, value: float) -> bool:  # Optuna's _is_trial_promotable_to_next_rung
         competing = sorted(v for v, _ in rung_values[rung])
@@ -126,7 +138,7 @@ def simulate(task: Task, sampler_name: str, scheduler: str, concurrency: int, bu
         return value <= competing[idx]
 
     def promotion_job() -> Config | None:
-        for rung in reversed(RUNGS):
+        for rung in reversed(rungs):
             entries = sorted(rung_values[rung])
             top = entries[: len(entries) // ETA]
             for _, number in top:
@@ -155,8 +167,8 @@ def simulate(task: Task, sampler_name: str, scheduler: str, concurrency: int, bu
             config = new_config()
         else:
             config.state = "running"
-        target = next_point(config.step) if scheduler == "promotion" else STEPS
-        workers[w] = [config, target, task.startup_cost]
+        target = next_point(config.step) if scheduler == "promotion" else steps
+        workers[w] = [config, target, startup_cost]
 
     for w in range(concurrency):
         assign(w)
@@ -174,8 +186,8 @@ def simulate(task: Task, sampler_name: str, scheduler: str, concurrency: int, bu
                 job[2] -= 1
             else:
                 config.step += 1
-                if config.step in RUNGS or config.step == STEPS:
-                    config.values[config.step] = function(config.params, config.step, STEPS)
+                if config.step in rungs or config.step == steps:
+                    config.values[config.step] = function(config.params, config.step, steps)
                 finished.append(w)
             if units >= budget:
                 spent = True
@@ -186,7 +198,7 @@ def simulate(task: Task, sampler_name: str, scheduler: str, concurrency: int, bu
             if step not in config.values:
                 continue  # between evaluation points: keeps training
             value = config.values[step]
-            if step == STEPS:
+            if step == steps:
                 config.state = "complete"
                 if value < best_final:
                     best_final, best_final_time, best_final_units = value, now, units
@@ -233,7 +245,9 @@ def simulate(task: Task, sampler_name: str, scheduler: str, concurrency: int, bu
         "best_any_rung": best_any,
         "best_final_time": best_final_time,
         "best_final_units": best_final_units,
-        "startup_cost": task.startup_cost,
+        "startup_cost": startup_cost,
+        "steps": steps,
+        "rungs": list(rungs),
         "regret": value - task.optimum,
         "regret_from_rung_value": not completed,
     }

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 from asha_sim import STEPS, Task
-from demo_table import demo_task
+from demo_table import TABLE, demo_task
 from search import FUNCTIONS, branin, hartmann3
 
 # Known minima at full fidelity (s = 1: the standard functions).
@@ -17,7 +18,7 @@ OPTIMUM = {
 }
 
 
-def tasks(names: list[str]) -> list[Task]:
+def tasks(names: list[str], demo_table: Path = TABLE) -> list[Task]:
     """branin and hartmann3 (section 2a's functions; resuming is free), demo (real demo trainings' values,
     bench/demo_table.py, with the demo's measured start-up per job) and demo-free-start (the same values,
     start-up free: the search dynamics alone)."""
@@ -27,7 +28,7 @@ def tasks(names: list[str]) -> list[Task]:
             function, space = FUNCTIONS[name]
             chosen.append(Task(name, function, space, OPTIMUM[name]))
         elif name in ("demo", "demo-free-start"):
-            task = demo_task()
+            task = demo_task(demo_table)
             chosen.append(task if name == "demo" else dataclasses.replace(task, name=name, startup_cost=0))
         else:
             raise SystemExit(f"unknown function {name!r}: branin, hartmann3, demo, demo-free-start")

@@ -34,3 +34,5 @@ def test_gp_proposes_from_the_rung_values_once_asha_stopped_a_trial(fast_block, 
     assert processes_mentioning(str(tmp_path / "trials")) == []
     shown = run_tune("status", "gp", "--storage", url)
     assert shown.returncode == 0 and "gp proposed from: #2 rung 1" in shown.stdout, shown.stdout
+    # 2 epochs x 150 samples: a ninth (33) is past the block's 10 % warm-up (30), so the rung stays there
+    assert "scheduler asha (first rung at 33 samples)" in shown.stdout, shown.stdout

@@ -88,3 +88,28 @@ def test_asha_default_compares_every_sampler_and_prints_both_ratios(tmp_path):
     result = json.loads(out.read_text())
     assert {r["sampler"] for r in result["runs"]} == {"default", "gp", "gp-plain", "optuna-tpe", "random"}
     assert all(r["units"] == 45 for r in result["runs"])
+
+
+def test_rung_warmup_compares_both_grids_on_the_same_seeds(tmp_path):
+    """bench/rung_warmup.py: each sampler's studies under both rung grids, paired seed by seed; the
+    simulated trials are 150 steps long and stop only at the grid's rungs or their end."""
+    import subprocess
+
+    bench = Path(__file__).resolve().parents[2] / "bench" / "rung_warmup.py"
+    out = tmp_path / "w.json"
+    args = ["--seeds", "2", "--samplers", "default,random", "--budgets", "180", "--jobs", "1", "--out", str(out)]
+    done = subprocess.run([sys.executable, str(bench), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (
+        done.stdout.strip()
+        .splitlines()[-1]
+        .startswith("model-based samplers, rungs after the warm-up better / worse: ")
+    )
+    result = json.loads(out.read_text())
+    assert [(c["sampler"], c["better"] + c["worse"] + c["tie"]) for c in result["comparison"]] == [
+        ("default", 2),
+        ("random", 2),
+    ]
+    assert (
+        result["fidelity"]["16"]["final_best_place"] == 7
+    )  # the demo table's best, behind 6 warm-up-free configurations

@@ -90,8 +90,9 @@ def print_study(console: Console, url: str, name: str) -> None:
     console.print(
         f"budget: {_spent_text(attrs)}; disk: {_disk_text(trials)}"
         + (f" (pinned: {pinned})" if pinned else "")
-        + f"; sampler {attrs.get('sampler', '-')}, scheduler {attrs.get('scheduler', '-')}; "
-        f"storage {escape(redact_url(url))}"
+        + f"; sampler {attrs.get('sampler', '-')}, scheduler {attrs.get('scheduler', '-')}"
+        + (f" (first rung at {attrs['grace_period']} samples)" if attrs.get("grace_period") else "")
+        + f"; storage {escape(redact_url(url))}"
     )
     modelled = modelled_text(trials)
     if modelled:

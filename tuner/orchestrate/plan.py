@@ -6,6 +6,7 @@ max_t, grace period and reduction factor. `driver.py` only translates them into 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,15 +43,22 @@ class SchedulerSettings:
     reduction_factor: int = 3
 
     @classmethod
-    def for_study(cls, kind: str, max_samples: int) -> SchedulerSettings:
-        """`max_samples`: the most samples any trial of the space can see. The grid is the same with
-        or without early stopping, so studies' curves stay comparable."""
+    def for_study(
+        cls, kind: str, max_samples: int, warmup: int = 0, grace_period: int | None = None
+    ) -> SchedulerSettings:
+        """`max_samples`: the most samples any trial of the space can see; `warmup`: the samples seen
+        when the longest warm-up of the space ends; `grace_period`: a study's recorded first rung (a
+        resumed or joined study keeps its grid). The grid is the same with or without early stopping,
+        so studies' curves stay comparable."""
         if kind not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {kind!r}")
         max_t = max(1, int(max_samples))
         # Hyperband's standard eta = 3 with rungs at 1/9 and 1/3 of the longest trial (its end is
-        # the third): two comparisons before any trial has spent more than a third.
-        return cls(kind, max_t=max_t, grace_period=max(1, max_t // 9), reduction_factor=3)
+        # the third), but no rung inside a warm-up: there a trial's loss measures how far its learning
+        # rate has ramped, not the configuration (docs/benchmarks.md 2d: on the demo, a rung at 1/9 put
+        # its best configuration, warm-up 0.1, behind six configurations without a warm-up).
+        first = grace_period if grace_period is not None else max(1, max_t // 9, int(warmup))
+        return cls(kind, max_t=max_t, grace_period=first, reduction_factor=3)
 
     def progress_points(self) -> tuple[int, ...]:
         """The rungs below the longest trial's end, in samples seen: where every trial evaluates."""
@@ -120,6 +128,20 @@ def max_samples(space: SearchSpace, block: Block, data: PreparedData) -> int:
     """The most samples a trial of this space can see: most epochs x largest training set (a
     `max_instances` range or choice list, capped at the training pool, or the block's own set)."""
     return int(_most(space, "num_train_epochs", block.training.num_train_epochs) * _most_instances(space, data))
+
+
+def warmup_samples(space: SearchSpace, block: Block, max_t: int, processes: int) -> int:
+    """The samples seen when the longest warm-up of the space ends: the largest `warmup_ratio` of the
+    longest trial, or a passed-through `warmup_steps` (optimizer steps, or a ratio below 1 as
+    transformers reads it) at the largest global batch of the space."""
+    ratio = _most(space, "warmup_ratio", block.training.warmup_ratio)
+    given = block.training.passthrough.get("warmup_steps")
+    steps = float(given) if isinstance(given, int | float) and not isinstance(given, bool) else 0.0
+    if steps < 1:  # transformers reads a warmup_steps below 1 as a ratio
+        return math.ceil(max(ratio, steps) * max_t)
+    per_device = _most(space, "per_device_train_batch_size", block.training.per_device_train_batch_size)
+    accumulation = _most(space, "gradient_accumulation_steps", block.training.gradient_accumulation_steps)
+    return max(math.ceil(ratio * max_t), int(steps * per_device * accumulation * max(1, processes)))
 
 
 def _most(space: SearchSpace, name: str, default: float) -> float:

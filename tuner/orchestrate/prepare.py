@@ -25,7 +25,7 @@ from tuner.errors import ConfigError, PreflightError, SpaceError
 from tuner.orchestrate.cluster import cluster_machine
 from tuner.orchestrate.options import StartOptions, check_options
 from tuner.orchestrate.placement import default_concurrency, local_machine, resolve_shape
-from tuner.orchestrate.plan import RayPlan, SchedulerSettings, max_samples, scheduler_for
+from tuner.orchestrate.plan import RayPlan, SchedulerSettings, max_samples, scheduler_for, warmup_samples
 from tuner.redact import redact_url
 from tuner.study.budget import Budget, Ledger, parse_budget
 from tuner.study.lease import Lease
@@ -223,7 +223,11 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     startup = int(attrs.get("startup_trials") or o.startup_trials or default_startup_trials(budget))
     o = replace(o, startup_trials=startup, scheduler=shape.scheduler)  # what study_attrs records
     sampler = make_sampler(o.sampler, seed, space, startup, len(block.experiment.objectives))
-    scheduler = SchedulerSettings.for_study(shape.scheduler, max_samples(space, block, data))
+    most = max_samples(space, block, data)
+    # A resumed study keeps its grid (one made before the warm-up rule had its first rung at most // 9).
+    first = (attrs.get("grace_period") or max(1, most // 9)) if resumed else None
+    warmup = warmup_samples(space, block, most, shape.processes)
+    scheduler = SchedulerSettings.for_study(shape.scheduler, most, warmup, grace_period=first)
     directions = [objective.direction for objective in block.experiment.objectives]
     store = StudyStore.open(
         url, name, direction=directions, sampler=sampler, pruner=scheduler.pruner(), secrets=secrets
@@ -236,7 +240,9 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
         if not resumed:
             if warm:  # before the study's attrs: a crash in between leaves a study `tune start` seeds again
                 warm.apply(store)
-            store.set_attrs(study_attrs(block, space, o, budget, url, shape))
+            store.set_attrs(
+                {**study_attrs(block, space, o, budget, url, shape), "grace_period": scheduler.grace_period}
+            )
             store.set_metric_names([objective.name for objective in block.experiment.objectives])
         elif not o.join:
             store.set_attrs(
