@@ -55,7 +55,9 @@ def main() -> None:
         "--steps", type=int, default=STEPS, help="a full trial's fidelity steps (150: one per demo sample)"
     )
     parser.add_argument(
-        "--rungs", default=None, help="the steps trials are compared at (default: tuner's rule for --steps)"
+        "--rungs",
+        default=None,
+        help="the steps trials are compared at (default: a ninth and a third, tuner's rule without a warm-up)",
     )
     parser.add_argument("--demo-table", default=str(TABLE), help="the demo's eval_loss table (bench/demo_table.py)")
     parser.add_argument("--out", default=str(BENCH / "results" / "asha_default.json"))
@@ -92,7 +94,8 @@ def main() -> None:
 
 
 def rungs_for(steps: int) -> tuple[int, ...]:
-    """tuner's rungs for a trial of `steps` steps (bench/asha_sim.py's RUNGS at 9)."""
+    """tuner's rungs for a trial of `steps` steps in a space without a warm-up (bench/asha_sim.py's RUNGS
+    at 9); bench/rung_warmup.py compares them with the rungs after a warm-up."""
     return tuple(SchedulerSettings.for_study("asha", steps).progress_points())
 
 

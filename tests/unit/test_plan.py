@@ -62,6 +62,12 @@ def test_no_rung_falls_inside_a_warm_up():
     assert SchedulerSettings.for_study("asha", 900, warmup=400).progress_points() == (400,)
     assert SchedulerSettings.for_study("asha", 900, warmup=900).progress_points() == ()  # nothing left to compare
     assert SchedulerSettings.for_study("asha", 900, warmup=180, grace_period=100).progress_points() == (100, 300)
+    assert SchedulerSettings.for_study("asha", 900, warmup=180).warning() is None
+    once = SchedulerSettings.for_study("asha", 900, warmup=400).warning()
+    assert once and "compares trials only once" in once and "at 400 of 900 samples" in once
+    never = SchedulerSettings.for_study("asha", 900, warmup=900).warning()
+    assert never and "stops no trial early" in never
+    assert SchedulerSettings.for_study("none", 900, warmup=900).warning() is None  # nothing to stop anyway
 
 
 def _warm_block(ratio: float, **passthrough: object) -> SimpleNamespace:
@@ -117,3 +123,17 @@ def test_a_study_records_its_first_rung_and_a_resumed_one_keeps_it(make_block, t
     assert prepared()[0] == (50, 150)  # resumed: the recorded grid
     store.set_attrs({"grace_period": None})  # type: ignore[attr-defined]  # as a study from before the rule
     assert prepared()[0] == (27, 81, 243)  # 250 // 9 and its multiples of 3 below 250
+
+
+def test_tune_start_warns_when_the_warm_up_leaves_asha_one_rung(make_block, tmp_path, caplog):
+    from tuner.config.block import load_block
+    from tuner.orchestrate.options import StartOptions
+    from tuner.orchestrate.prepare import prepare_study
+
+    changes = {"evolving.tunable_params": {"learning_rate": {}}, "runtime_info.input.training.warmup_ratio": 0.5}
+    options = StartOptions(budget="2", study="w", storage=f"sqlite:///{tmp_path / 't.db'}", trials_dir=tmp_path)
+    with caplog.at_level("WARNING"):
+        done = prepare_study(load_block(make_block(changes)), options)
+    done.lease.release()
+    assert done.plan.scheduler.progress_points() == (75,)  # half of 3 epochs x 50 samples
+    assert "ASHA compares trials only once" in caplog.text and "at 75 of 150 samples" in caplog.text

@@ -68,6 +68,17 @@ class SchedulerSettings:
             point *= self.reduction_factor
         return tuple(points)
 
+    def warning(self) -> str | None:
+        """What a user should know before ASHA runs on this grid: a warm-up that leaves it one
+        comparison or none (the first rung waits for the longest warm-up)."""
+        if self.kind != "asha" or len(self.progress_points()) > 1:
+            return None
+        what = "compares trials only once" if self.progress_points() else "stops no trial early"
+        return (
+            f"ASHA {what}: no trial is compared before the space's longest warm-up ends, at "
+            f"{self.grace_period} of {self.max_t} samples; a shorter warm-up (warmup_ratio) leaves it more rungs"
+        )
+
     def pruner(self) -> optuna.pruners.BasePruner:
         """The study's early-stopping rule (asynchronous successive halving, ASHA's rule, on the
         intermediate values stored in the study); Ray only carries out its decisions."""

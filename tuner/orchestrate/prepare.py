@@ -228,6 +228,8 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     first = (attrs.get("grace_period") or max(1, most // 9)) if resumed else None
     warmup = warmup_samples(space, block, most, shape.processes)
     scheduler = SchedulerSettings.for_study(shape.scheduler, most, warmup, grace_period=first)
+    if scheduler.warning():
+        log.warning("%s", scheduler.warning())
     directions = [objective.direction for objective in block.experiment.objectives]
     store = StudyStore.open(
         url, name, direction=directions, sampler=sampler, pruner=scheduler.pruner(), secrets=secrets
