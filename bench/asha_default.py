@@ -35,12 +35,10 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import optuna  # noqa: E402
-from asha_sim import STEPS, simulate  # noqa: E402
+from asha_sim import STEPS, rungs_for, simulate  # noqa: E402
 from asha_tasks import tasks  # noqa: E402
 from curves import ranks, regret_ratio  # noqa: E402
 from demo_table import TABLE  # noqa: E402
-
-from tuner.orchestrate.plan import SchedulerSettings  # noqa: E402
 
 
 def main() -> None:
@@ -91,12 +89,6 @@ def main() -> None:
             summary[f"{a}/{b}"] = {"ratios": ratios, "ratio": statistics.median(ratios)}
             print(f"median regret at equal compute with ASHA, {a} / {b}: {statistics.median(ratios):.2f}")
     Path(args.out).write_text(json.dumps({"args": vars(args), "cells": cells, **summary, "runs": runs}) + "\n")
-
-
-def rungs_for(steps: int) -> tuple[int, ...]:
-    """tuner's rungs for a trial of `steps` steps in a space without a warm-up (bench/asha_sim.py's RUNGS
-    at 9); bench/rung_warmup.py compares them with the rungs after a warm-up."""
-    return tuple(SchedulerSettings.for_study("asha", steps).progress_points())
 
 
 def run_cell(job: tuple[str, int, list[str], int, int, int, tuple[int, ...], str]) -> tuple[dict, list[dict]]:

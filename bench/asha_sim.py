@@ -28,7 +28,14 @@ from tuner.study.fidelity import rung_aware_gp  # noqa: E402
 from tuner.study.samplers import default_sampler, startup_trials_for  # noqa: E402
 
 STEPS = 9
-RUNGS = tuple(SchedulerSettings.for_study("asha", STEPS).progress_points())  # (1, 3)
+
+
+def rungs_for(steps: int, warmup: int = 0) -> tuple[int, ...]:
+    """tuner's rungs for a trial of `steps` steps whose longest warm-up ends at step `warmup`."""
+    return tuple(SchedulerSettings.for_study("asha", steps, warmup).progress_points())
+
+
+RUNGS = rungs_for(STEPS)  # (1, 3)
 ETA = 3
 
 

@@ -4,6 +4,8 @@ compare strategies and rules by."""
 
 from __future__ import annotations
 
+import math
+
 
 def compute_to_reach(run: dict, target: float) -> float | None:
     """Compute a run had spent when its best value first got to `target` (None: never)."""
@@ -38,3 +40,14 @@ def ranks(values: list[float]) -> list[float]:
 def regret_ratio(a: float, b: float) -> float:
     """a / b for two regrets; both 0 is a tie (1), only b 0 is inf."""
     return a / b if b > 0 else (1.0 if a == b else float("inf"))
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Rank correlation of two lists (ties share ranks); nan below 3 points or with no spread."""
+    if len(a) < 3:
+        return math.nan
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
+    var = math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
+    return cov / var if var else math.nan

@@ -24,19 +24,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from curves import ranks
+from curves import spearman
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    if len(a) < 3:
-        return math.nan
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb, strict=True))
-    var = math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
-    return cov / var if var else math.nan
 
 
 def value_at(curve: list[tuple[int, float]], samples: float) -> float | None:

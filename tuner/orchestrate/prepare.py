@@ -224,12 +224,12 @@ def prepare_study(block: Block | None, o: StartOptions, *, must_exist: bool = Fa
     o = replace(o, startup_trials=startup, scheduler=shape.scheduler)  # what study_attrs records
     sampler = make_sampler(o.sampler, seed, space, startup, len(block.experiment.objectives))
     most = max_samples(space, block, data)
-    # A resumed study keeps its grid (one made before the warm-up rule had its first rung at most // 9).
-    first = (attrs.get("grace_period") or max(1, most // 9)) if resumed else None
-    warmup = warmup_samples(space, block, most, shape.processes)
+    # A resumed study keeps its grid: the first rung it recorded, or, made before the warm-up rule, none.
+    warmup = 0 if resumed else warmup_samples(space, block, most, shape.processes)
+    first = attrs.get("grace_period") if resumed else None
     scheduler = SchedulerSettings.for_study(shape.scheduler, most, warmup, grace_period=first)
-    if scheduler.warning():
-        log.warning("%s", scheduler.warning())
+    if warning := scheduler.warning():
+        log.warning("%s", warning)
     directions = [objective.direction for objective in block.experiment.objectives]
     store = StudyStore.open(
         url, name, direction=directions, sampler=sampler, pruner=scheduler.pruner(), secrets=secrets
