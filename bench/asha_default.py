@@ -5,15 +5,18 @@ bench/default_sampler.py compares samplers at equal trials, without early stoppi
 default pairs `--sampler auto` with stop-type ASHA, where a stopped trial costs only what it ran; this
 runs the samplers under stop-type ASHA in bench/asha_sim.py's simulator of asynchronous workers: each
 run gets the same fidelity units (`--budgets`; 180 = 20 full trials, what `--budget 20` allows), the
-same tasks (bench/asha_tasks.py: Branin, Hartmann-3 and the demo's real eval_loss table, its start-up
-charged) and seeds. Samplers: default = `default_sampler(space, budget in full trials, seed)`, what
-`tune start` builds (GP until a trial is PRUNED, then TPE: with ASHA that is after a few trials);
+same tasks (bench/asha_tasks.py: Branin, Hartmann-3, the demo's real eval_loss table, its start-up
+charged, and the real learning curves of mlp-digits and gbm-cancer, the tables of
+bench/default_sampler.py with epochs and boosting rounds as the fidelity) and seeds. Samplers:
+default = `default_sampler(space, budget in full trials, seed)`, what `tune start` builds (GP until a
+trial is PRUNED, then TPE: with ASHA that is after a few trials);
 gp = `--sampler gp` (GP on the study at one fidelity once ASHA stops trials, tuner.study.fidelity);
 gp-plain = Optuna's `GPSampler` (`--sampler gp` before: it learns from COMPLETE trials only);
 optuna-tpe = `TPESampler(seed=seed)`; random.
 
     .venv/bin/python bench/asha_default.py [--seeds 20] [--budgets 180,360] [--concurrency 2]
-        [--functions branin,hartmann3,demo] [--samplers default,gp,gp-plain,optuna-tpe,random] [--jobs 2]
+        [--functions branin,hartmann3,demo,mlp-digits,gbm-cancer]
+        [--samplers default,gp,gp-plain,optuna-tpe,random] [--jobs 2]
         [--steps 150 --rungs 16,48]
 
 Per (task, budget): median regret and mean rank within each seed (1 = best; ties share). Last lines:

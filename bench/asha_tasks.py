@@ -4,12 +4,17 @@ bench/asha_default.py."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from pathlib import Path
 
+import numpy as np
 from asha_sim import STEPS, Task
+from default_sampler_tasks import TABULAR, _index, load_tables
 from demo_table import TABLE, demo_task
 from search import FUNCTIONS, branin, hartmann3
+
+from tuner.config.space import Param
 
 # Known minima at full fidelity (s = 1: the standard functions).
 OPTIMUM = {
@@ -18,18 +23,68 @@ OPTIMUM = {
 }
 
 
+CURVES = ("mlp-digits", "gbm-cancer")  # tables whose last axis is a training's length: a learning curve
+
+
+def curve_task(name: str) -> Task:
+    """A table of bench/default_sampler_tasks.py as a learning-curve task: its last axis (MLP epochs 1..40,
+    boosting rounds 1..150) is the fidelity, the other axes the space. Step s of a trial of `steps` reads
+    the curve at ceil(s / steps) of its length: real validation losses of real trainings, with their
+    over-fitting and divergence, where ASHA's rungs see what the trainings saw at that point.
+
+    Between the grid's points of a range (learning rate, weight decay, width, subsample) the curves are
+    interpolated (multilinear, on log axes in the log), as surrogate benchmarks do: snapped to a grid of
+    126 or 288 configurations, a search of 50 to 150 configurations under ASHA would mostly re-run points
+    it has seen, and random search would enumerate the grid. Categories and integer axes stay exact."""
+    axes = dict(TABULAR[name][0])
+    values = np.asarray(load_tables(names=(name,))[name], dtype=float).reshape([len(g) for _, g in axes.values()])
+    length = len(axes.popitem()[1][1])
+    space = {key: _param(key, kind, grid) for key, (kind, grid) in axes.items()}
+
+    def corners(kind: str, grid: list, x: float) -> list[tuple[int, float]]:
+        """(index, weight) of the grid points `x` lies between."""
+        if kind in ("cat", "int"):
+            return [(_index(kind, grid, x), 1.0)]
+        scale = np.log if kind == "log" else np.asarray
+        points, at = scale(np.asarray(grid, dtype=float)), float(scale(float(x)))
+        i = int(np.clip(np.searchsorted(points, at) - 1, 0, len(grid) - 2))
+        w = float(np.clip((at - points[i]) / (points[i + 1] - points[i]), 0.0, 1.0))
+        return [(i, 1 - w), (i + 1, w)]
+
+    def value(params: dict, step: int, steps: int) -> float:
+        epoch = math.ceil(step * length / steps) - 1
+        total = 0.0
+        for combination in itertools.product(*(corners(k, g, params[key]) for key, (k, g) in axes.items())):
+            index = tuple(i for i, _ in combination)
+            total += math.prod(w for _, w in combination) * values[(*index, epoch)]
+        return float(total)
+
+    return Task(name, value, space, float(values[..., -1].min()))
+
+
+def _param(key: str, kind: str, grid: list) -> Param:
+    if kind == "cat":
+        return Param(key, "categorical", "training", choices=tuple(grid))
+    integer = all(isinstance(v, int) for v in grid)
+    return Param(key, "int" if integer else "float", "training", grid[0], grid[-1], log=kind == "log")
+
+
 def tasks(names: list[str], demo_table: Path = TABLE) -> list[Task]:
     """branin and hartmann3 (section 2a's functions; resuming is free), demo (real demo trainings' values,
-    bench/demo_table.py, with the demo's measured start-up per job) and demo-free-start (the same values,
-    start-up free: the search dynamics alone)."""
+    bench/demo_table.py, with the demo's measured start-up per job), demo-free-start (the same values,
+    start-up free: the search dynamics alone), and mlp-digits and gbm-cancer (curve_task)."""
     chosen = []
     for name in names:
-        if name in FUNCTIONS:
+        if name in CURVES:
+            chosen.append(curve_task(name))
+        elif name in FUNCTIONS:
             function, space = FUNCTIONS[name]
             chosen.append(Task(name, function, space, OPTIMUM[name]))
         elif name in ("demo", "demo-free-start"):
             task = demo_task(demo_table)
             chosen.append(task if name == "demo" else dataclasses.replace(task, name=name, startup_cost=0))
         else:
-            raise SystemExit(f"unknown function {name!r}: branin, hartmann3, demo, demo-free-start")
+            raise SystemExit(
+                f"unknown function {name!r}: branin, hartmann3, demo, demo-free-start, {', '.join(CURVES)}"
+            )
     return chosen

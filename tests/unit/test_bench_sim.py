@@ -113,3 +113,23 @@ def test_rung_warmup_compares_both_grids_on_the_same_seeds(tmp_path):
     assert (
         result["fidelity"]["16"]["final_best_place"] == 7
     )  # the demo table's best, behind 6 warm-up-free configurations
+
+
+def test_a_tables_last_axis_is_the_learning_curve_asha_reads():
+    """mlp-digits as an ASHA task: the space is the table's other axes, step s of 9 reads the validation
+    loss after ceil(40 s / 9) epochs, the optimum is the best configuration at the end (epoch 40), and
+    between two learning rates of the grid the curves are interpolated on the log axis."""
+    import numpy as np
+    from asha_tasks import curve_task
+    from default_sampler_tasks import MLP_AXES, load_tables
+
+    task = curve_task("mlp-digits")
+    assert list(task.space) == ["learning_rate", "alpha", "batch_size", "hidden"]
+    assert task.space["batch_size"].choices == (16, 32, 64, 128) and task.space["hidden"].type == "int"
+    table = np.asarray(load_tables(names=("mlp-digits",))["mlp-digits"]).reshape(8, 3, 4, 3, 40)
+    params = {"learning_rate": MLP_AXES["learning_rate"][1][2], "alpha": 1e-6, "batch_size": 64, "hidden": 256}
+    assert [task.function(params, s, STEPS) for s in (1, 3, STEPS)] == [table[2, 0, 2, 2, e] for e in (4, 13, 39)]
+    assert task.optimum == table[..., -1].min() > table.min()  # the end's best: some trainings over-fit by then
+    lrs = MLP_AXES["learning_rate"][1]
+    between = {**params, "learning_rate": (lrs[2] * lrs[3]) ** 0.5}  # halfway on the log axis
+    assert task.function(between, 3, STEPS) == pytest.approx((table[2, 0, 2, 2, 13] + table[3, 0, 2, 2, 13]) / 2)
