@@ -40,7 +40,7 @@ sys.path.insert(0, str(BENCH))
 import optuna  # noqa: E402
 from asha_sim import STEPS, rungs_for, simulate  # noqa: E402
 from asha_tasks import tasks  # noqa: E402
-from curves import ranks, regret_ratio  # noqa: E402
+from curves import ranks, regret_ratio, sign_test  # noqa: E402
 from demo_table import TABLE  # noqa: E402
 
 
@@ -86,12 +86,25 @@ def main() -> None:
     mean_rank = {s: round(statistics.mean(c[s]["mean_rank"] for c in cells), 2) for s in samplers}
     print(f"mean rank over the cells: {mean_rank}")
     summary: dict = {"mean_rank": mean_rank}
+    for a, b in (("gp", "optuna-tpe"), ("default", "optuna-tpe")):
+        if a in samplers and b in samplers:
+            summary[f"{a} vs {b}"] = head_to_head(runs, a, b)
+            won, lost, tied = summary[f"{a} vs {b}"]
+            p = sign_test(won, lost)
+            print(f"seed by seed, {a} against {b}: {won} better, {lost} worse, {tied} tied (sign test p = {p:.2g})")
     for a, b in (("gp", "gp-plain"), ("default", "optuna-tpe")):  # the headline last
         if a in samplers and b in samplers:
             ratios = [regret_ratio(c[a]["regret_median"], c[b]["regret_median"]) for c in cells]
             summary[f"{a}/{b}"] = {"ratios": ratios, "ratio": statistics.median(ratios)}
             print(f"median regret at equal compute with ASHA, {a} / {b}: {statistics.median(ratios):.2f}")
     Path(args.out).write_text(json.dumps({"args": vars(args), "cells": cells, **summary, "runs": runs}) + "\n")
+
+
+def head_to_head(runs: list[dict], a: str, b: str) -> tuple[int, int, int]:
+    """Over the (task, budget, seed) studies both samplers ran: how often `a`'s regret was lower, higher, equal."""
+    regret = {(r["function"], r["budget"], r["seed"], r["sampler"]): r["regret"] for r in runs}
+    pairs = [(v, regret[(*k[:3], b)]) for k, v in regret.items() if k[3] == a and (*k[:3], b) in regret]
+    return sum(x < y for x, y in pairs), sum(x > y for x, y in pairs), sum(x == y for x, y in pairs)
 
 
 def run_cell(job: tuple[str, int, list[str], int, int, int, tuple[int, ...], str]) -> tuple[dict, list[dict]]:

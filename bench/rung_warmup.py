@@ -32,7 +32,7 @@ sys.path.insert(0, str(BENCH))
 
 from asha_default import run_cell  # noqa: E402
 from asha_sim import rungs_for  # noqa: E402
-from curves import spearman  # noqa: E402
+from curves import sign_test, spearman  # noqa: E402
 from demo_table import SAMPLES, WARMUP_HIGH  # noqa: E402
 
 STEPS = SAMPLES  # one step per demo sample
@@ -41,12 +41,6 @@ STEPS = SAMPLES  # one step per demo sample
 # left out, it is compared as a ninth and a third.
 GRIDS = {"ninth": rungs_for(STEPS)[:2], "after warm-up": rungs_for(STEPS, math.ceil(WARMUP_HIGH * STEPS))}
 TABLE = BENCH / "results" / "demo_table_rungs.json"
-
-
-def sign_test(wins: int, losses: int) -> float:
-    """Two-sided p of `wins` against `losses` under a fair coin."""
-    n, k = wins + losses, min(wins, losses)
-    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
 
 
 def main() -> None:

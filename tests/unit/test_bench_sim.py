@@ -85,6 +85,7 @@ def test_asha_default_compares_every_sampler_and_prints_both_ratios(tmp_path):
     last = done.stdout.strip().splitlines()[-2:]
     assert last[0].startswith("median regret at equal compute with ASHA, gp / gp-plain: ")
     assert last[1].startswith("median regret at equal compute with ASHA, default / optuna-tpe: ")
+    assert "seed by seed, default against optuna-tpe: " in done.stdout
     result = json.loads(out.read_text())
     assert {r["sampler"] for r in result["runs"]} == {"default", "gp", "gp-plain", "optuna-tpe", "random"}
     assert all(r["units"] == 45 for r in result["runs"])
@@ -133,3 +134,14 @@ def test_a_tables_last_axis_is_the_learning_curve_asha_reads():
     lrs = MLP_AXES["learning_rate"][1]
     between = {**params, "learning_rate": (lrs[2] * lrs[3]) ** 0.5}  # halfway on the log axis
     assert task.function(between, 3, STEPS) == pytest.approx((table[2, 0, 2, 2, 13] + table[3, 0, 2, 2, 13]) / 2)
+
+
+def test_head_to_head_pairs_the_studies_of_one_task_budget_and_seed():
+    from asha_default import head_to_head
+
+    def run(seed: int, sampler: str, regret: float, budget: int = 180) -> dict:
+        return {"function": "f", "budget": budget, "seed": seed, "sampler": sampler, "regret": regret}
+
+    runs = [run(0, "a", 0.1), run(0, "b", 0.2), run(1, "a", 0.3), run(1, "b", 0.2), run(2, "a", 0.0)]
+    runs += [run(2, "b", 0.0), run(3, "a", 0.5), run(3, "b", 0.9, budget=360)]  # seed 3: no pair
+    assert head_to_head(runs, "a", "b") == (1, 1, 1)
