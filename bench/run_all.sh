@@ -16,6 +16,7 @@ $PY bench/landscape.py --grid learning_rate=1e-5,2e-5,5e-5,1e-4,2e-4,3e-4,5e-4,7
 $PY bench/promotion_asha.py --seeds 50 --functions demo,demo-free-start --out bench/results/promotion_asha_demo.json \
     | tee bench/results/promotion_asha_demo.log
 $PY bench/asha_default.py --seeds 20 --jobs 2 | tee bench/results/asha_default.log
+$PY bench/asha_default.py --seeds 20 --functions mlp-digits,gbm-cancer,branin,hartmann3,demo --samplers default,gp,optuna-tpe,random --jobs 2 --out bench/results/asha_default_curves.json | tee bench/results/asha_default_curves.log
 $PY bench/landscape.py --grid learning_rate=1e-5,2e-5,5e-5,1e-4,2e-4,3e-4,5e-4,7e-4,1e-3 warmup_ratio=0.0,0.1,0.2 \
     --every 10 --at 16,17,30,48,50,90 --out bench/results/demo_table_rungs.json | tee bench/results/demo_table_rungs.log
 $PY bench/rung_warmup.py --seeds 60 --jobs 2 | tee bench/results/rung_warmup.log
