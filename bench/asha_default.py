@@ -40,7 +40,7 @@ sys.path.insert(0, str(BENCH))
 import optuna  # noqa: E402
 from asha_sim import STEPS, rungs_for, simulate  # noqa: E402
 from asha_tasks import tasks  # noqa: E402
-from curves import ranks, regret_ratio, sign_test  # noqa: E402
+from curves import better_worse_tied, ranks, regret_ratio, sign_test  # noqa: E402
 from demo_table import TABLE  # noqa: E402
 
 
@@ -102,9 +102,7 @@ def main() -> None:
 
 def head_to_head(runs: list[dict], a: str, b: str) -> tuple[int, int, int]:
     """Over the (task, budget, seed) studies both samplers ran: how often `a`'s regret was lower, higher, equal."""
-    regret = {(r["function"], r["budget"], r["seed"], r["sampler"]): r["regret"] for r in runs}
-    pairs = [(v, regret[(*k[:3], b)]) for k, v in regret.items() if k[3] == a and (*k[:3], b) in regret]
-    return sum(x < y for x, y in pairs), sum(x > y for x, y in pairs), sum(x == y for x, y in pairs)
+    return better_worse_tied([r for r in runs if r["sampler"] == a], [r for r in runs if r["sampler"] == b])
 
 
 def run_cell(job: tuple[str, int, list[str], int, int, int, tuple[int, ...], str]) -> tuple[dict, list[dict]]:

@@ -10,11 +10,9 @@ from pathlib import Path
 
 import numpy as np
 from asha_sim import STEPS, Task
-from default_sampler_tasks import TABULAR, _index, load_tables
+from default_sampler_tasks import TABULAR, _index, load_tables, param
 from demo_table import TABLE, demo_task
 from search import FUNCTIONS, branin, hartmann3
-
-from tuner.config.space import Param
 
 # Known minima at full fidelity (s = 1: the standard functions).
 OPTIMUM = {
@@ -39,7 +37,7 @@ def curve_task(name: str) -> Task:
     axes = dict(TABULAR[name][0])
     values = np.asarray(load_tables(names=(name,))[name], dtype=float).reshape([len(g) for _, g in axes.values()])
     length = len(axes.popitem()[1][1])
-    space = {key: _param(key, kind, grid) for key, (kind, grid) in axes.items()}
+    space = {key: param(key, kind, grid) for key, (kind, grid) in axes.items()}
 
     def corners(kind: str, grid: list, x: float) -> list[tuple[int, float]]:
         """(index, weight) of the grid points `x` lies between."""
@@ -60,13 +58,6 @@ def curve_task(name: str) -> Task:
         return float(total)
 
     return Task(name, value, space, float(values[..., -1].min()))
-
-
-def _param(key: str, kind: str, grid: list) -> Param:
-    if kind == "cat":
-        return Param(key, "categorical", "training", choices=tuple(grid))
-    integer = all(isinstance(v, int) for v in grid)
-    return Param(key, "int" if integer else "float", "training", grid[0], grid[-1], log=kind == "log")
 
 
 def tasks(names: list[str], demo_table: Path = TABLE) -> list[Task]:

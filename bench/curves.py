@@ -57,3 +57,11 @@ def sign_test(wins: int, losses: int) -> float:
     """Two-sided p of `wins` against `losses` under a fair coin."""
     n, k = wins + losses, min(wins, losses)
     return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+
+
+def better_worse_tied(runs: list[dict], others: list[dict]) -> tuple[int, int, int]:
+    """Each run of `runs` against the run of `others` on the same (function, budget, seed): how often its
+    regret was lower, higher, equal (runs without a partner are left out)."""
+    theirs = {(r["function"], r["budget"], r["seed"]): r["regret"] for r in others}
+    pairs = [(r["regret"], theirs[k]) for r in runs if (k := (r["function"], r["budget"], r["seed"])) in theirs]
+    return sum(x < y for x, y in pairs), sum(x > y for x, y in pairs), sum(x == y for x, y in pairs)

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from tuner.config.space import Param
+
 TABLES = Path(__file__).resolve().parent / "results" / "default_sampler.tables.json"
 
 
@@ -160,16 +162,12 @@ def load_tables(log: Callable[[str], None] = print, names: tuple[str, ...] = tup
     return tables
 
 
-def _distribution(kind: str, grid: list[Any]) -> Any:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
+def param(key: str, kind: str, grid: list[Any]) -> Param:
+    """An axis as tuner's search space would hold it (`.distribution()` is what a sampler is asked with)."""
     if kind == "cat":
-        return CategoricalDistribution(grid)
-    if kind == "int":
-        return IntDistribution(grid[0], grid[-1])
-    if all(isinstance(v, int) for v in grid):
-        return IntDistribution(grid[0], grid[-1], log=kind == "log")
-    return FloatDistribution(grid[0], grid[-1], log=kind == "log")
+        return Param(key, "categorical", "training", choices=tuple(grid))
+    integer = all(isinstance(v, int) for v in grid)
+    return Param(key, "int" if integer else "float", "training", grid[0], grid[-1], log=kind == "log")
 
 
 def _index(kind: str, grid: list[Any], value: Any) -> int:
@@ -189,7 +187,7 @@ def tabular_task(name: str, table: list[float]) -> Task:
         idx = [_index(kind, grid, params[key]) for key, (kind, grid) in axes.items()]
         return float(values[np.ravel_multi_index(idx, sizes)])
 
-    dists = {key: _distribution(kind, grid) for key, (kind, grid) in axes.items()}
+    dists = {key: param(key, kind, grid).distribution() for key, (kind, grid) in axes.items()}
     return Task(name, dists, objective, float(values.min()), float(np.median(values)))
 
 

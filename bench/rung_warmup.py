@@ -32,7 +32,7 @@ sys.path.insert(0, str(BENCH))
 
 from asha_default import run_cell  # noqa: E402
 from asha_sim import rungs_for  # noqa: E402
-from curves import sign_test, spearman  # noqa: E402
+from curves import better_worse_tied, sign_test, spearman  # noqa: E402
 from demo_table import SAMPLES, WARMUP_HIGH  # noqa: E402
 
 STEPS = SAMPLES  # one step per demo sample
@@ -72,28 +72,25 @@ def main() -> None:
     ]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         results = pool.map(run_cell, jobs)
-    by_key = {}
+    by_grid: dict[tuple, list[dict]] = {}  # (grid, sampler, budget) -> its runs, one per seed
     for (_, budget, *_rest, grid, _table), (_cell, runs) in zip(jobs, results, strict=True):
         for run in runs:
-            by_key[(grid, run["sampler"], budget, run["seed"])] = run
+            by_grid.setdefault((grid, run["sampler"], budget), []).append(run)
     before, after = GRIDS.values()
     comparison, model_wins, model_losses = [], 0, 0
     for sampler in samplers:
         for budget in budgets:
-            pairs = [
-                (by_key[(before, sampler, budget, s)], by_key[(after, sampler, budget, s)]) for s in range(args.seeds)
-            ]
-            wins = sum(b["regret"] < a["regret"] for a, b in pairs)
-            losses = sum(b["regret"] > a["regret"] for a, b in pairs)
+            pair = [by_grid[(before, sampler, budget)], by_grid[(after, sampler, budget)]]
+            wins, losses, ties = better_worse_tied(pair[1], pair[0])
             row = {
                 "sampler": sampler,
                 "budget": budget,
                 "better": wins,
                 "worse": losses,
-                "tie": len(pairs) - wins - losses,
-                "mean_regret": [round(statistics.mean(p[i]["regret"] for p in pairs), 4) for i in (0, 1)],
-                "median_regret": [round(statistics.median(p[i]["regret"] for p in pairs), 4) for i in (0, 1)],
-                "configurations_median": [statistics.median(p[i]["configurations"] for p in pairs) for i in (0, 1)],
+                "tie": ties,
+                "mean_regret": [round(statistics.mean(r["regret"] for r in runs), 4) for runs in pair],
+                "median_regret": [round(statistics.median(r["regret"] for r in runs), 4) for runs in pair],
+                "configurations_median": [statistics.median(r["configurations"] for r in runs) for runs in pair],
             }
             comparison.append(row)
             if sampler != "random":
