@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+
+
+def cluster_env() -> dict[str, str]:
+    """The environment of a test's own Ray cluster's nodes and drivers: token authentication with a
+    token of its own (`ray start` never creates one, and ~/.ray/auth_token exists only once some local
+    `ray.init()` wrote it: a test run alone on a fresh machine failed), and guards, not Ray, end a
+    trial's process tree."""
+    return {
+        **os.environ,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": uuid.uuid4().hex,
+        "RAY_kill_child_processes_on_worker_exit": "0",
+    }
 
 
 def processes_mentioning(text: str) -> list[int]:

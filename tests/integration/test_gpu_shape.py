@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 
-from tests.integration.conftest import processes_mentioning
+from tests.integration.conftest import cluster_env, processes_mentioning
 from tuner.config import yaml_io
 
 TUNE = str(Path(sys.executable).with_name("tune"))
@@ -98,7 +98,7 @@ def _ray_cluster(port: str, gpus_per_node: int, env: dict[str, str]) -> None:
 def test_one_trial_spans_two_nodes_of_a_cluster_and_stops_on_both(make_block, tmp_path):
     """Two Ray nodes on localhost with 2 logical GPUs each; a 4-GPU trial is one torchrun per node."""
     port = "6393"
-    env = {**os.environ, "RAY_kill_child_processes_on_worker_exit": "0", "RAY_AUTH_MODE": "token"}
+    env = cluster_env()
     block = make_block({**SMALL, "n_gpus_per_node": 2})
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
     where = ["--storage", url, "--trials-dir", str(tmp_path / "trials"), "--address", f"127.0.0.1:{port}"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.integration.conftest import processes_mentioning
+from tests.integration.conftest import cluster_env, processes_mentioning
 from tests.storage import POSTGRES_URL, require_postgres, unique_name
 
 TUNE = str(Path(sys.executable).with_name("tune"))
@@ -114,8 +114,7 @@ def _ray_processes() -> list[str]:
 def test_trials_run_on_both_nodes_of_a_ray_cluster(make_block, tmp_path):
     assert _ray_processes() == [], "another Ray cluster is running on this machine"
     port = "6391"
-    # Guards end their trials' trees themselves; nodes and driver share Ray's token authentication.
-    env = {**os.environ, "RAY_kill_child_processes_on_worker_exit": "0", "RAY_AUTH_MODE": "token"}
+    env = cluster_env()
     started = time.monotonic()
     subprocess.run(
         [
@@ -168,7 +167,7 @@ def test_trials_run_on_both_nodes_of_a_ray_cluster(make_block, tmp_path):
             f"127.0.0.1:{port}",
             "--max-concurrent",
             "2",
-            env={"RAY_AUTH_MODE": "token"},
+            env=env,
         )
         _finish(proc)
         trials = _trials(url, "cluster")

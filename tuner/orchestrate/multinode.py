@@ -89,12 +89,12 @@ class RayOtherNodes:
     def start(self, spec: LaunchSpec, master_port: int) -> None:
         ray.get([a.start.remote(spec, master_port) for a in self._actors], timeout=POLL_TIMEOUT_S)
 
-    def ended(self) -> PartEnd | None:
+    def ends(self) -> list[PartEnd]:
         try:
             ends = ray.get([a.poll.remote() for a in self._actors], timeout=POLL_TIMEOUT_S)
         except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
-            return PartEnd(0, -9, [f"a node of the trial was lost: {type(e).__name__}: {e}"], [])
-        return next((end for end in ends if end is not None), None)
+            return [PartEnd(0, -9, [f"a node of the trial was lost: {type(e).__name__}: {e}"], [])]
+        return [end for end in ends if end is not None]
 
     def stop(self, reason: str) -> None:
         try:

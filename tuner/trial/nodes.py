@@ -15,6 +15,12 @@ from typing import Protocol
 from tuner.trial.classify import classify
 from tuner.trial.launch import LaunchSpec, TrialProcess
 
+# How long node 0 may go on without progress once another node's part ended cleanly. torchrun's
+# agents wait for each other at an exit barrier (up to 300 s), so a clean end elsewhere means node 0's
+# workers are done too and its own torchrun ends moments later (seconds under load); one that does not
+# is stuck, and with no --trial-timeout nothing else would end it.
+FINISH_GRACE_S = 600.0
+
 
 @dataclass(frozen=True)
 class PartEnd:
@@ -25,12 +31,37 @@ class PartEnd:
     tail: list[str]
     errors: list[str]
 
+    @property
+    def failed(self) -> bool:
+        return self.returncode != 0
+
     def stop_reason(self) -> str:
         """Why the whole trial stops: the part's own exit class, so an OOM there is an OOM."""
         exit_class, why = classify(self.returncode, None, None, self.tail, self.errors)
-        if exit_class == "ok":  # ended cleanly before node 0 did: node 0 is stuck waiting for it
-            exit_class, why = "crashed", "it ended while the trial's first node was still training"
         return f"{exit_class}: node {self.rank} of the trial: {why}"
+
+
+def failure(ends: list[PartEnd]) -> PartEnd | None:
+    """The first part that failed, the reason the whole trial stops. A part that ended cleanly is none:
+    node 0's torchrun passed the same exit barrier and is ending too (stopping it then, when the two
+    exits were seen a poll apart, recorded a healthy 2-node trial as metric_missing)."""
+    return next((end for end in ends if end.failed), None)
+
+
+def idle_stop(idle_s: float, timeout_s: float | None, ends: list[PartEnd], finished_for_s: float) -> str | None:
+    """Why node 0 is stopped, if it is, having shown no progress for `idle_s` while another part has
+    been seen ended cleanly for `finished_for_s` (0 when none has): the trial's timeout, and
+    `FINISH_GRACE_S` after a clean end elsewhere, so a node 0 left waiting on its peers cannot hang
+    the study when no timeout is set."""
+    if timeout_s and idle_s > timeout_s:
+        return f"timeout: no progress for {timeout_s:g} s (hung?)"
+    finished = [str(end.rank) for end in ends if not end.failed]
+    if finished and min(idle_s, finished_for_s) > FINISH_GRACE_S:
+        return (
+            f"timeout: node 0 of the trial still runs, without progress, {FINISH_GRACE_S:g} s after "
+            f"node(s) {', '.join(finished)} finished cleanly (stuck?)"
+        )
+    return None
 
 
 class OtherNodes(Protocol):
@@ -45,8 +76,8 @@ class OtherNodes(Protocol):
         """Start every other node's part: node 0's launch (`spec`, with its address) and port."""
         ...
 
-    def ended(self) -> PartEnd | None:
-        """The first part that has ended, if any (a healthy trial's parts all end with node 0's)."""
+    def ends(self) -> list[PartEnd]:
+        """The parts that have ended so far, cleanly or not (a healthy trial's parts end with node 0's)."""
         ...
 
     def stop(self, reason: str) -> None:

@@ -22,6 +22,7 @@ from tuner.trial.classify import classify
 from tuner.trial.evaluate import Evaluation, run_evaluator
 from tuner.trial.launch import LaunchSpec, TrialProcess, child_env
 from tuner.trial.lf_entry import EVAL_AT_ENV
+from tuner.trial.nodes import failure, idle_stop
 from tuner.trial.prepare import TrialRequest, keep_tokenized, launch_env, prepare
 from tuner.trial.progress import DivergenceGuard, LogRecord, TrialFollower, final_metrics
 from tuner.trial.scrub import scrub_secrets
@@ -100,6 +101,7 @@ def run_trial(
         first_record_at: float | None = None
         last_record_at = 0.0
         last: LogRecord | None = None
+        finished_at: float | None = None  # when another node's part was first seen ended cleanly
         try:
             while process.poll() is None:
                 stop, records = _follow(follower, guard, on_record, should_stop)
@@ -107,21 +109,23 @@ def run_trial(
                     first_record_at = first_record_at or time.monotonic()
                     last_record_at = time.monotonic()
                     last = records[-1]
-                ended = others.ended() if others is not None else None
-                stop = stop or (ended.stop_reason() if ended is not None else None)
+                ends = others.ends() if others is not None else []
+                failed, now = failure(ends), time.monotonic()
+                if finished_at is None and ends and failed is None:
+                    finished_at = now  # another node ended cleanly; node 0 follows within moments
+                idle = now - max(process.last_output_at, first_record_at or 0.0, last_record_at)
+                finished_for = now - finished_at if finished_at is not None else 0.0
+                stop = stop or (failed.stop_reason() if failed else None)
+                stop = stop or idle_stop(idle, request.timeout_s, ends, finished_for)
                 if stop:
                     process.stop(stop)
-                    break
-                idle = time.monotonic() - max(process.last_output_at, first_record_at or 0.0, last_record_at)
-                if request.timeout_s and idle > request.timeout_s:
-                    process.stop(f"timeout: no progress for {request.timeout_s:g} s (hung?)")
                     break
                 time.sleep(poll_s)
             returncode = process.wait()
             if returncode != 0 and not process.stop_reason and others is not None:
-                ended = others.ended()  # node 0's torchrun often only sees its peer vanish: say why
-                if ended is not None:
-                    process.stop_reason = ended.stop_reason()
+                failed = failure(others.ends())  # node 0's torchrun often only sees its peer vanish: say why
+                if failed is not None:
+                    process.stop_reason = failed.stop_reason()
         except BaseException:
             process.stop("interrupted")
             raise
