@@ -12,11 +12,11 @@ default = `default_sampler(space, budget in full trials, seed)`, what `tune star
 trial is PRUNED, then TPE: with ASHA that is after a few trials);
 gp = `--sampler gp` (GP on the study at one fidelity once ASHA stops trials, tuner.study.fidelity);
 gp-plain = Optuna's `GPSampler` (`--sampler gp` before: it learns from COMPLETE trials only);
-optuna-tpe = `TPESampler(seed=seed)`; random.
+optuna-tpe = `TPESampler(seed=seed)`; tpe-fid = tuner's TPE on the study at one fidelity (BOHB); random.
 
     .venv/bin/python bench/asha_default.py [--seeds 20] [--budgets 180,360] [--concurrency 2]
         [--functions branin,hartmann3,demo,mlp-digits,gbm-cancer]
-        [--samplers default,gp,gp-plain,optuna-tpe,random] [--jobs 2]
+        [--samplers default,gp,gp-plain,optuna-tpe,tpe-fid,random] [--jobs 2]
         [--steps 150 --rungs 16,48]
 
 Per (task, budget): median regret and mean rank within each seed (1 = best; ties share). Last lines:
@@ -86,7 +86,7 @@ def main() -> None:
     mean_rank = {s: round(statistics.mean(c[s]["mean_rank"] for c in cells), 2) for s in samplers}
     print(f"mean rank over the cells: {mean_rank}")
     summary: dict = {"mean_rank": mean_rank}
-    for a, b in (("gp", "optuna-tpe"), ("default", "optuna-tpe")):
+    for a, b in (("gp", "optuna-tpe"), ("tpe-fid", "optuna-tpe"), ("default", "optuna-tpe")):
         if a in samplers and b in samplers:
             summary[f"{a} vs {b}"] = head_to_head(runs, a, b)
             won, lost, tied = summary[f"{a} vs {b}"]

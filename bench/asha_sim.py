@@ -24,7 +24,7 @@ from optuna.trial import TrialState, create_trial  # noqa: E402
 
 from tuner.config.space import Param  # noqa: E402
 from tuner.orchestrate.plan import SchedulerSettings  # noqa: E402
-from tuner.study.fidelity import rung_aware_gp  # noqa: E402
+from tuner.study.fidelity import StudyAtFidelity, rung_aware_gp, stopped_at_a_rung  # noqa: E402
 from tuner.study.samplers import default_sampler, startup_trials_for  # noqa: E402
 
 STEPS = 9
@@ -66,7 +66,7 @@ def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optu
     """random; tpe (tuner's `--sampler tpe`); default (`default_sampler`, what `tune start` builds, given
     the budget in full trials); gp (`--sampler gp`: GP on the rung values once ASHA stops trials);
     gp-plain (Optuna's GPSampler, `--sampler gp` before); optuna-tpe (Optuna 5's default,
-    `TPESampler(seed=seed)`)."""
+    `TPESampler(seed=seed)`); tpe-fid (tpe on the study at one fidelity, BOHB: tried, lost)."""
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "default":
@@ -77,7 +77,32 @@ def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optu
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(budget))
     if name == "optuna-tpe":
         return optuna.samplers.TPESampler(seed=seed)
+    if name == "tpe-fid":
+        return _tpe_at_fidelity(seed, startup_trials(budget), len(distributions))
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials(budget))
+
+
+def _tpe_at_fidelity(seed: int, startup: int, dimensions: int) -> optuna.samplers.BaseSampler:
+    """BOHB's model (Falkner et al. 2018): tuner's TPE, reading the study at one fidelity
+    (tuner.study.fidelity, the view `--sampler gp` reads) once ASHA has stopped a trial."""
+
+    class TPEAtFidelity(optuna.samplers.TPESampler):
+        def _seen(self, study: optuna.Study) -> Any:
+            trials = study.get_trials(deepcopy=False)
+            if any(map(stopped_at_a_rung, trials)):
+                return StudyAtFidelity(study, max(startup, dimensions + 1), trials)
+            return study
+
+        def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> dict[str, Any]:
+            return super().infer_relative_search_space(self._seen(study), trial)
+
+        def sample_relative(self, study: optuna.Study, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
+            return super().sample_relative(self._seen(study), trial, search_space)
+
+        def sample_independent(self, study: optuna.Study, trial: Any, name: str, distribution: Any) -> Any:
+            return super().sample_independent(self._seen(study), trial, name, distribution)
+
+    return TPEAtFidelity(seed=seed, constant_liar=True, n_startup_trials=startup)
 
 
 def frozen(config: Config, distributions: dict, steps: int = STEPS) -> Any:

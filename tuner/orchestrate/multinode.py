@@ -90,11 +90,20 @@ class RayOtherNodes:
         ray.get([a.start.remote(spec, master_port) for a in self._actors], timeout=POLL_TIMEOUT_S)
 
     def ends(self) -> list[PartEnd]:
-        try:
-            ends = ray.get([a.poll.remote() for a in self._actors], timeout=POLL_TIMEOUT_S)
-        except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
-            return [PartEnd(0, -9, [f"a node of the trial was lost: {type(e).__name__}: {e}"], [])]
-        return [end for end in ends if end is not None]
+        """Every part that has ended; a node whose actor is gone or does not answer within
+        POLL_TIMEOUT_S is a failed part of its own rank, so the trial's reason names the node lost."""
+        polls = [actor.poll.remote() for actor in self._actors]
+        ray.wait(polls, num_returns=len(polls), timeout=POLL_TIMEOUT_S)
+        ends = []
+        for rank, poll in enumerate(polls, start=1):
+            try:
+                end = ray.get(poll, timeout=0)
+            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
+                said = " ".join(str(e).split())  # Ray's reason (killed, out of memory, node died) on one line
+                end = PartEnd(rank, -9, [], [f"the node was lost ({type(e).__name__}: {said[:400]})"])
+            if end is not None:
+                ends.append(end)
+        return ends
 
     def stop(self, reason: str) -> None:
         try:
