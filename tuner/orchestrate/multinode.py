@@ -98,7 +98,9 @@ class RayOtherNodes:
         for rank, poll in enumerate(polls, start=1):
             try:
                 end = ray.get(poll, timeout=0)
-            except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError) as e:
+            except ray.exceptions.GetTimeoutError:
+                end = PartEnd(rank, -9, [], [f"the node was lost (it did not answer for {POLL_TIMEOUT_S:g} s)"])
+            except ray.exceptions.RayActorError as e:
                 said = " ".join(str(e).split())  # Ray's reason (killed, out of memory, node died) on one line
                 end = PartEnd(rank, -9, [], [f"the node was lost ({type(e).__name__}: {said[:400]})"])
             if end is not None:
