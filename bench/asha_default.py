@@ -86,7 +86,8 @@ def main() -> None:
     mean_rank = {s: round(statistics.mean(c[s]["mean_rank"] for c in cells), 2) for s in samplers}
     print(f"mean rank over the cells: {mean_rank}")
     summary: dict = {"mean_rank": mean_rank}
-    for a, b in (("gp", "optuna-tpe"), ("tpe-fid", "optuna-tpe"), ("default", "optuna-tpe")):
+    challengers = [s for s in samplers if s not in ("default", "optuna-tpe", "random")] + ["default"]
+    for a, b in ((challenger, "optuna-tpe") for challenger in challengers):  # the default last
         if a in samplers and b in samplers:
             summary[f"{a} vs {b}"] = head_to_head(runs, a, b)
             won, lost, tied = summary[f"{a} vs {b}"]

@@ -66,7 +66,8 @@ def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optu
     """random; tpe (tuner's `--sampler tpe`); default (`default_sampler`, what `tune start` builds, given
     the budget in full trials); gp (`--sampler gp`: GP on the rung values once ASHA stops trials);
     gp-plain (Optuna's GPSampler, `--sampler gp` before); optuna-tpe (Optuna 5's default,
-    `TPESampler(seed=seed)`); tpe-fid (tpe on the study at one fidelity, BOHB: tried, lost)."""
+    `TPESampler(seed=seed)`); tpe-fid (tpe on the study at one fidelity, BOHB: tried, lost); gp-minN (gp
+    moving to a fidelity once N trials have a value there: tried, tied)."""
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "default":
@@ -77,6 +78,9 @@ def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optu
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(budget))
     if name == "optuna-tpe":
         return optuna.samplers.TPESampler(seed=seed)
+    if name.startswith("gp-min"):  # gp whose view needs N points at a fidelity, not max(startup, dims + 1)
+        minimum = int(name.removeprefix("gp-min"))
+        return rung_aware_gp(seed, startup_trials(budget), len(distributions), min_points=minimum)
     if name == "tpe-fid":
         return _tpe_at_fidelity(seed, startup_trials(budget), len(distributions))
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials(budget))

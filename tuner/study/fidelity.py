@@ -140,10 +140,12 @@ class StudyAtFidelity:
         return getattr(self._study, name)
 
 
-def rung_aware_gp(seed: int | None, startup_trials: int, dimensions: int) -> optuna.samplers.GPSampler:
+def rung_aware_gp(
+    seed: int | None, startup_trials: int, dimensions: int, min_points: int | None = None
+) -> optuna.samplers.GPSampler:
     """`--sampler gp`: Optuna's GPSampler, on the study while no trial was stopped early and on its
-    view at one fidelity once one was (`min_points`: the startup trials, and at least one point
-    more than the space has dimensions)."""
+    view at one fidelity once one was (`min_points`: by default the startup trials, and at least one
+    point more than the space has dimensions; bench/asha_sim.py's gp-minN tries others)."""
     import optuna
 
     class RungAwareGP(optuna.samplers.GPSampler):
@@ -178,4 +180,4 @@ def rung_aware_gp(seed: int | None, startup_trials: int, dimensions: int) -> opt
             finally:  # the ask is over: hold no copy of the study while the trial trains
                 self._last = (None, None, "")
 
-    return RungAwareGP(max(startup_trials, dimensions + 1), startup_trials, seed)
+    return RungAwareGP(min_points or max(startup_trials, dimensions + 1), startup_trials, seed)
