@@ -12,9 +12,11 @@ from tuner.outputs.summary import modelled_text
 from tuner.study.fidelity import (
     FINAL,
     MODELLED,
+    PREDICTED,
     StudyAtFidelity,
     at_fidelity,
     fidelity,
+    predicted_finals,
     rung_aware_gp,
     stopped_at_a_rung,
 )
@@ -89,6 +91,37 @@ def test_values_at_the_fidelity_trials_stopped_before_it_count_as_its_worst():
     assert trials[1].state == TrialState.PRUNED and trials[1].value == 2.8  # the records are untouched
 
 
+def finished(at_first: float, final: float, x: float = 0.5) -> optuna.trial.FrozenTrial:
+    return trial("COMPLETE", {RUNG_1: at_first, RUNG_2: final + 0.1}, final, x=x)
+
+
+def test_once_three_trials_finished_a_stopped_trial_gets_the_final_value_its_rung_predicts():
+    """The finished trials lie on final = 0.5 * rung 1 + 0.1: a trial stopped at rung 1 with 2.0 is
+    modelled at 1.1. Running trials stay pending; failed ones and infeasible markers stay out."""
+    marker = create_trial(state=TrialState.PRUNED, params={"x": 0.1}, distributions=SPACE)
+    marker.set_constraint("memory", 1.0)
+    line = [finished(r, 0.5 * r + 0.1) for r in (1.0, 3.0, 5.0)]
+    trials = [*line, stopped(2.0), trial("RUNNING", {RUNG_1: 1.5}), trial("FAIL", {}), marker]
+    assert predicted_finals(trials[:2] + trials[3:], minimize=True) is None  # 2 finished: too few
+    view = predicted_finals(trials, minimize=True)
+    assert [(t.state, t.value) for t in view] == [
+        *[(TrialState.COMPLETE, t.value) for t in line],
+        (TrialState.COMPLETE, pytest.approx(1.1)),
+        (TrialState.RUNNING, None),
+    ]
+    assert trials[3].state == TrialState.PRUNED and trials[3].value == 2.0  # the records are untouched
+
+
+def test_a_rung_that_ranks_the_end_backwards_predicts_the_mean_and_one_without_pairs_the_worst():
+    backwards = [finished(r, 3.0 - r) for r in (0.5, 1.0, 2.0)]  # a better rung value, a worse end
+    view = predicted_finals([*backwards, stopped(0.1)], minimize=True)
+    assert view[-1].value == pytest.approx(sum(t.value for t in backwards) / 3)  # slope 0: no information
+    only_first = [trial("COMPLETE", {RUNG_1: r}, r) for r in (1.0, 2.0, 3.0)]  # none reached rung 2
+    went_on = trial("PRUNED", {RUNG_1: 0.1, RUNG_2: 0.1})
+    assert predicted_finals([*only_first, went_on], minimize=True)[-1].value == 3.0
+    assert predicted_finals([*only_first, went_on], minimize=False)[-1].value == 1.0
+
+
 def _asha_study(n_stopped: int) -> optuna.Study:
     study = optuna.create_study()
     for i in range(n_stopped):
@@ -140,6 +173,15 @@ def test_each_proposed_trial_records_what_gp_learnt_from():
         finished.add_trial(trial("COMPLETE", {RUNG_1: x}, x, x=x))
     finished.ask(SPACE)
     assert finished.get_trials()[-1].user_attrs[MODELLED] == "final values of 3 trials"
+
+    predicting = optuna.create_study(sampler=rung_aware_gp(0, 2, dimensions=1))
+    for x in (0.1, 0.9, 0.5):
+        predicting.add_trial(trial("COMPLETE", {RUNG_1: x}, x, x=x))
+    predicting.add_trial(stopped(0.3))
+    seen = predicting.sampler._seen(predicting)
+    assert seen.level == PREDICTED and len(seen.trials) == 4
+    predicting.ask(SPACE)
+    assert predicting.get_trials()[-1].user_attrs[MODELLED] == "predicted final values of 4 trials"
 
 
 def test_infeasible_markers_stay_out_of_the_view_and_gp_still_proposes():
@@ -205,8 +247,11 @@ def test_a_real_asha_study_in_sqlite_is_modelled_at_its_rungs(tmp_path):
 def test_status_shows_what_gp_proposed_from_in_runs_of_trials():
     labels = [None, "random start-up: 0 of 2 trials", "random start-up: 1 of 2 trials", "rung 1 of 2 trials"]
     labels += ["rung 1 of 3 trials", None, "rung 1 of 5 trials", "final values of 4 trials"]
+    labels += ["predicted final values of 9 trials", "predicted final values of 10 trials"]
     trials = [create_trial(state=TrialState.RUNNING, user_attrs={MODELLED: x} if x else {}) for x in labels]
     for number, t in enumerate(trials):
         t.number = number
-    assert modelled_text(trials) == "#1-#2 random start-up; #3-#4 rung 1; #6 rung 1; #7 final values"
+    assert modelled_text(trials) == (
+        "#1-#2 random start-up; #3-#4 rung 1; #6 rung 1; #7 final values; #8-#9 predicted final values"
+    )
     assert modelled_text(trials[:1]) is None

@@ -1,24 +1,25 @@
-"""The study as a model sees it at one fidelity, so `--sampler gp` keeps learning under early stopping.
+"""The study as a model sees it under early stopping, so `--sampler gp` keeps learning from every trial.
 
 Optuna's GPSampler learns from COMPLETE trials only. Under ASHA most trials are PRUNED at a rung, so
 GP would model a handful of finished trials and ignore everything the rungs measured (bench/asha_default.py:
-plain GP under ASHA is worse than random search on the synthetic functions). BOHB's answer (Falkner et
-al. 2018), used here: model the trials at the highest fidelity that has enough observations. Every
-trial of a tuner study evaluates at the same rungs (samples seen, the study's progress points; a
-trial's k-th intermediate value is its value at rung k), so the values at one rung compare like with
-like:
+plain GP under ASHA is worse than random search on the synthetic functions). Every trial of a tuner
+study evaluates at the same rungs (samples seen, the study's progress points; a trial's k-th
+intermediate value is its value at rung k), so the values at one rung compare like with like. GP
+models, once ASHA has stopped a trial:
 
-- `final` (the COMPLETE trials' values) once at least `min_points` trials finished;
-- else the furthest rung (an intermediate step) at least `min_points` trials reported, counting every
-  trial that reached it, pruned, running or finished;
-- else the rung most trials reported (the first): while it has fewer than the model's startup trials
-  the model samples at random, as it does at the start of any study.
+- once MIN_PAIRS trials finished, every trial at the final fidelity (`predicted_finals`): a stopped
+  trial's final value predicted from its last rung by a line fitted to the finished trials' (rung,
+  final) pairs, so the study itself measures how far a rung predicts the end (learning-curve
+  extrapolation at its simplest; bench/asha_default.py: it beats Optuna's TPE under ASHA on four of
+  five tasks, docs/benchmarks.md 2c);
+- before that, BOHB's rule (Falkner et al. 2018), the highest fidelity with enough observations:
+  `final` once `min_points` trials finished; else the furthest rung at least `min_points` trials
+  reported (pruned, running or finished); else the rung most trials reported (the first); while it
+  has fewer than the model's startup trials the model samples at random, as at the start of any study.
+  A trial stopped below that fidelity counts as the worst value seen there (ASHA judged it worse).
 
-A trial stopped below the chosen fidelity counts as the worst value seen there (ASHA judged it worse
-than those that went on); running trials without a value are pending (GP's own handling of RUNNING
-trials); failed trials and infeasible markers are left out. The default sampler does not use this view:
-on the demo's real trainings the early rungs favour the highest learning rates, which the final
-values do not, and GP on the rungs lost to TPE there (docs/benchmarks.md 2c).
+Running trials without a value are pending (GP's own handling of RUNNING trials); failed trials and
+infeasible markers are left out.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 FINAL = -1  # the fidelity of COMPLETE trials' values, above every rung
+PREDICTED = -2  # the final values, a stopped trial's predicted from its last rung (predicted_finals)
+MIN_PAIRS = 3  # finished trials with a value at a rung before that rung predicts final values
 MODELLED = "gp_modelled"  # the user attribute that says what GP learnt from when it proposed a trial
 
 
@@ -96,6 +99,42 @@ def at_fidelity(trials: Sequence[FrozenTrial], level: int, minimize: bool) -> li
     return view
 
 
+def predicted_finals(trials: Sequence[FrozenTrial], minimize: bool) -> list[FrozenTrial] | None:
+    """Every trial at the final fidelity, once MIN_PAIRS trials finished (else None): a finished trial
+    with its value; a trial stopped at a rung with the final value predicted from its value there, by a
+    straight line fitted to the finished trials' (value at that rung, final value) pairs, its slope at
+    least 0 (a rung that ranks the end backwards predicts the mean: it says nothing), or with the worst
+    final value when too few finished trials reached that rung; running trials stay pending; the rest
+    are left out, as in at_fidelity. How far a rung predicts the end is measured on the study itself,
+    so a rung that misranks (the demo's first, bench/asha_default.py) weighs little."""
+    import numpy as np
+    from optuna.trial import TrialState
+
+    finished = [t for t in trials if t.state == TrialState.COMPLETE]
+    if len(finished) < MIN_PAIRS:
+        return None
+    lines = {}
+    for rung in {rung for t in trials if stopped_at_a_rung(t) for rung in values_by_rung(t)}:
+        pairs = [(values_by_rung(t)[rung], t.value) for t in finished if rung in values_by_rung(t)]
+        if len(pairs) >= MIN_PAIRS:
+            x, y = np.array(pairs, dtype=float).T
+            slope = max(float(np.polyfit(x, y, 1)[0]), 0.0) if np.ptp(x) > 0 else 0.0
+            lines[rung] = (float(y.mean() - slope * x.mean()), slope)
+    worst = (max if minimize else min)(t.value for t in finished)
+    view = []
+    for trial in trials:
+        if trial.state == TrialState.COMPLETE or trial.state == TrialState.RUNNING:
+            view.append(trial)
+        elif stopped_at_a_rung(trial):
+            by_rung = values_by_rung(trial)
+            last = max(by_rung)
+            intercept, slope = lines.get(last, (worst, 0.0))
+            copied = copy.copy(trial)
+            copied.state, copied.values = TrialState.COMPLETE, [intercept + slope * by_rung[last]]
+            view.append(copied)
+    return view
+
+
 def modelled_label(level: int, seen: Sequence[FrozenTrial], startup: int) -> str:
     """What GP proposes a trial from, for the trial's MODELLED attribute (the dashboard shows it): why
     `--sampler gp` under ASHA proposes what the early rungs liked is then on the record."""
@@ -104,12 +143,14 @@ def modelled_label(level: int, seen: Sequence[FrozenTrial], startup: int) -> str
     points = sum(t.state == TrialState.COMPLETE for t in seen)
     if points < startup:
         return f"random start-up: {points} of {startup} trials"
-    return f"{'final values' if level == FINAL else f'rung {level + 1}'} of {points} trials"
+    source = {FINAL: "final values", PREDICTED: "predicted final values"}.get(level, f"rung {level + 1}")
+    return f"{source} of {points} trials"
 
 
 def modelled_source(label: str) -> str:
-    """The source part of a modelled_label ("rung 1", "final values", "random start-up"), read next to
-    the function that writes it, so that `tune status` groups trials without knowing the wording."""
+    """The source part of a modelled_label ("rung 1", "final values", "predicted final values",
+    "random start-up"), read next to the function that writes it, so that `tune status` groups trials
+    without knowing the wording."""
     return label.split(":")[0].split(" of ")[0]
 
 
@@ -118,11 +159,16 @@ class StudyAtFidelity:
     (storage, directions), so a sampler that writes to its trial still writes to the real one."""
 
     def __init__(self, study: optuna.Study, min_points: int, trials: Sequence[FrozenTrial]) -> None:
-        self._study = study
-        self.level = fidelity(trials, min_points)
         from optuna.study import StudyDirection
 
-        self._view = at_fidelity(trials, self.level, study.direction == StudyDirection.MINIMIZE)
+        self._study = study
+        minimize = study.direction == StudyDirection.MINIMIZE
+        predicted = predicted_finals(trials, minimize)
+        if predicted is not None:
+            self.level, self._view = PREDICTED, predicted
+        else:
+            self.level = fidelity(trials, min_points)
+            self._view = at_fidelity(trials, self.level, minimize)
 
     def _get_trials(
         self, deepcopy: bool = False, states: Container[Any] | None = None, use_cache: bool = False
