@@ -45,7 +45,8 @@ SamplerOpt = Annotated[
     typer.Option(
         "--sampler",
         help="auto (default: GP for short studies of numeric parameters without pruned trials, else TPE; "
-        "docs/benchmarks.md 2c), tpe, gp, random, grid, cmaes or nsga2 (all but cmaes handle several "
+        "docs/benchmarks.md 2c), tpe, gp (under ASHA it learns from every trial, a stopped one's final "
+        "value predicted from its rung), random, grid, cmaes or nsga2 (all but cmaes handle several "
         "objectives). All seeded by --seed.",
     ),
 ]
