@@ -24,7 +24,7 @@ from optuna.trial import TrialState, create_trial  # noqa: E402
 
 from tuner.config.space import Param  # noqa: E402
 from tuner.orchestrate.plan import SchedulerSettings  # noqa: E402
-from tuner.study.fidelity import StudyAtFidelity, rung_aware_gp, stopped_at_a_rung  # noqa: E402
+from tuner.study.fidelity import rung_aware_gp  # noqa: E402
 from tuner.study.samplers import default_sampler, startup_trials_for  # noqa: E402
 
 STEPS = 9
@@ -64,49 +64,34 @@ def startup_trials(budget: int) -> int:
 
 def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optuna.samplers.BaseSampler:
     """random; tpe (tuner's `--sampler tpe`); default (`default_sampler`, what `tune start` builds, given
-    the budget in full trials); gp (`--sampler gp`: GP on the rung values once ASHA stops trials);
-    gp-plain (Optuna's GPSampler, `--sampler gp` before); optuna-tpe (Optuna 5's default,
-    `TPESampler(seed=seed)`); tpe-fid (tpe on the study at one fidelity, BOHB: tried, lost); gp-minN (gp
-    moving to a fidelity once N trials have a value there: tried, tied)."""
+    the budget in full trials); gp (`--sampler gp`: GP on the predicted final values once ASHA stops
+    trials); gp-plain (Optuna's GPSampler, `--sampler gp` before); optuna-tpe (Optuna 5's default,
+    `TPESampler(seed=seed)`); gp-one-fidelity (gp on BOHB's view at one fidelity, `--sampler gp` before
+    predicted finals); gp-minN (that view once N trials have a value at a fidelity: tried, tied);
+    tpe-fid (tpe on that view, BOHB: tried, lost); candidate (TPE until 3 trials finished, then gp:
+    bench/sampler_variants.py)."""
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "default":
         return default_sampler(distributions, budget // STEPS, seed)
-    if name == "gp":  # `tune start --sampler gp`: GP, on the rung values once ASHA stops trials
+    if name == "gp":  # `tune start --sampler gp`: GP, on the predicted final values once ASHA stops trials
         return rung_aware_gp(seed, startup_trials(budget), len(distributions))
     if name == "gp-plain":  # `--sampler gp` before: Optuna's GPSampler, learning from COMPLETE trials only
         return optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup_trials(budget))
     if name == "optuna-tpe":
         return optuna.samplers.TPESampler(seed=seed)
-    if name.startswith("gp-min"):  # gp whose view needs N points at a fidelity, not max(startup, dims + 1)
+    if name == "gp-one-fidelity":
+        return rung_aware_gp(seed, startup_trials(budget), len(distributions), predict=False)
+    if name.startswith("gp-min"):  # BOHB's view needing N points at a fidelity, not max(startup, dims + 1)
         minimum = int(name.removeprefix("gp-min"))
-        return rung_aware_gp(seed, startup_trials(budget), len(distributions), min_points=minimum)
-    if name == "tpe-fid":
-        return _tpe_at_fidelity(seed, startup_trials(budget), len(distributions))
+        return rung_aware_gp(seed, startup_trials(budget), len(distributions), min_points=minimum, predict=False)
+    if name in ("tpe-fid", "candidate"):
+        import sampler_variants  # bench-only samplers, imported where asked for
+
+        if name == "tpe-fid":
+            return sampler_variants.tpe_at_fidelity(seed, startup_trials(budget), len(distributions))
+        return sampler_variants.tpe_then_predicted_gp(seed, startup_trials(budget), distributions)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials(budget))
-
-
-def _tpe_at_fidelity(seed: int, startup: int, dimensions: int) -> optuna.samplers.BaseSampler:
-    """BOHB's model (Falkner et al. 2018): tuner's TPE, reading the study at one fidelity
-    (tuner.study.fidelity, the view `--sampler gp` reads) once ASHA has stopped a trial."""
-
-    class TPEAtFidelity(optuna.samplers.TPESampler):
-        def _seen(self, study: optuna.Study) -> Any:
-            trials = study.get_trials(deepcopy=False)
-            if any(map(stopped_at_a_rung, trials)):
-                return StudyAtFidelity(study, max(startup, dimensions + 1), trials)
-            return study
-
-        def infer_relative_search_space(self, study: optuna.Study, trial: Any) -> dict[str, Any]:
-            return super().infer_relative_search_space(self._seen(study), trial)
-
-        def sample_relative(self, study: optuna.Study, trial: Any, search_space: dict[str, Any]) -> dict[str, Any]:
-            return super().sample_relative(self._seen(study), trial, search_space)
-
-        def sample_independent(self, study: optuna.Study, trial: Any, name: str, distribution: Any) -> Any:
-            return super().sample_independent(self._seen(study), trial, name, distribution)
-
-    return TPEAtFidelity(seed=seed, constant_liar=True, n_startup_trials=startup)
 
 
 def frozen(config: Config, distributions: dict, steps: int = STEPS) -> Any:

@@ -61,6 +61,42 @@ def test_the_demo_table_looks_up_the_nearest_training(tmp_path):
     assert task.function({"learning_rate": 8e-4, "warmup_ratio": 0.15}, 3, STEPS) == 3.5
 
 
+def test_the_smooth_demo_interpolates_between_trainings_in_the_log_learning_rate(tmp_path):
+    from asha_tasks import smooth_demo_task
+
+    def row(lr: float, warmup: float, end: float) -> dict:
+        params = {"learning_rate": lr, "warmup_ratio": warmup}
+        return {
+            "params": params,
+            "eval_loss": end,
+            "curve": [[17, end + 2], [50, end + 1]],
+            "startup_s": 12.0,
+            "wall_s": 30.0,
+        }
+
+    table = tmp_path / "table.json"
+    rows = [row(1e-4, 0.0, 3.0), row(1e-4, 0.2, 3.2), row(1e-3, 0.0, 2.0), row(1e-3, 0.2, 2.4)]
+    table.write_text(json.dumps({"rows": rows}))
+    task = smooth_demo_task(table)
+    assert task.name == "demo-smooth" and task.optimum == 2.0
+    assert task.startup_cost == demo_task(table).startup_cost
+    assert task.function({"learning_rate": 1e-3, "warmup_ratio": 0.2}, STEPS, STEPS) == pytest.approx(2.4)
+    middle = {"learning_rate": 10**-3.5, "warmup_ratio": 0.1}  # halfway in the log and in warm-up
+    assert task.function(middle, STEPS, STEPS) == pytest.approx((3.0 + 3.2 + 2.0 + 2.4) / 4)
+    assert [task.function(middle, s, STEPS) for s in (1, 3)] == pytest.approx([2.65 + 2, 2.65 + 1])
+    table.write_text(json.dumps({"rows": rows[:3]}))
+    with pytest.raises(SystemExit, match="every grid point"):
+        smooth_demo_task(table)
+
+
+@pytest.mark.parametrize("sampler", ["candidate", "tpe-fid", "gp-one-fidelity", "gp-min3"])
+def test_the_bench_only_samplers_run_a_study_under_asha(sampler):
+    from asha_tasks import tasks
+
+    run = simulate(tasks(["branin"])[0], sampler, "stop", concurrency=2, budget=45, seed=0)
+    assert run["units"] == 45 and run["stopped"] > 0 and run["regret"] >= 0
+
+
 def test_the_demo_start_up_is_measured_in_fidelity_steps():
     rows = [{"startup_s": 12.0 + i, "wall_s": 30.0 + i} for i in (-1, 0, 1)]  # median 12 s, then 18 s over 9 steps
     assert startup_steps(rows) == round(12 / (18 / STEPS))  # 6 steps

@@ -158,12 +158,14 @@ class StudyAtFidelity:
     """A study whose trial list is the view at one fidelity; everything else is the study's own
     (storage, directions), so a sampler that writes to its trial still writes to the real one."""
 
-    def __init__(self, study: optuna.Study, min_points: int, trials: Sequence[FrozenTrial]) -> None:
+    def __init__(
+        self, study: optuna.Study, min_points: int, trials: Sequence[FrozenTrial], predict: bool = True
+    ) -> None:
         from optuna.study import StudyDirection
 
         self._study = study
         minimize = study.direction == StudyDirection.MINIMIZE
-        predicted = predicted_finals(trials, minimize)
+        predicted = predicted_finals(trials, minimize) if predict else None
         if predicted is not None:
             self.level, self._view = PREDICTED, predicted
         else:
@@ -187,11 +189,12 @@ class StudyAtFidelity:
 
 
 def rung_aware_gp(
-    seed: int | None, startup_trials: int, dimensions: int, min_points: int | None = None
+    seed: int | None, startup_trials: int, dimensions: int, min_points: int | None = None, predict: bool = True
 ) -> optuna.samplers.GPSampler:
-    """`--sampler gp`: Optuna's GPSampler, on the study while no trial was stopped early and on its
-    view at one fidelity once one was (`min_points`: by default the startup trials, and at least one
-    point more than the space has dimensions; bench/asha_sim.py's gp-minN tries others)."""
+    """`--sampler gp`: Optuna's GPSampler, on the study while no trial was stopped early and, once one
+    was, on its predicted final values (`predict`; else BOHB's view at one fidelity throughout, as
+    bench/asha_sim.py's gp-one-fidelity and gp-minN do). `min_points`: the BOHB view's, by default the
+    startup trials and at least one point more than the space has dimensions."""
     import optuna
 
     class RungAwareGP(optuna.samplers.GPSampler):
@@ -207,7 +210,7 @@ def rung_aware_gp(
                 return self._last[1]
             trials = study.get_trials(deepcopy=False)
             stopped = any(map(stopped_at_a_rung, trials))
-            seen = StudyAtFidelity(study, self.min_points, trials) if stopped else study
+            seen = StudyAtFidelity(study, self.min_points, trials, predict) if stopped else study
             level, modelled = (seen.level, seen.trials) if stopped else (FINAL, trials)
             self._last = (trial, seen, modelled_label(level, modelled, self.startup))
             return seen

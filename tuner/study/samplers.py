@@ -89,10 +89,10 @@ def _auto_sampler(
     if not numeric:
         return tpe
     gp = optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
-    return _gp_then_tpe()(gp, tpe)
+    return gp_then_tpe()(gp, tpe)
 
 
-def _gp_then_tpe() -> type:
+def gp_then_tpe() -> type:
     """GP while the study has only full trials and few of them, TPE from then on (built lazily)."""
     import optuna
     from optuna.trial import TrialState
