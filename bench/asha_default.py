@@ -8,15 +8,17 @@ run gets the same fidelity units (`--budgets`; 180 = 20 full trials, what `--bud
 same tasks (bench/asha_tasks.py: Branin, Hartmann-3, the demo's real eval_loss table, its start-up
 charged, and the real learning curves of mlp-digits and gbm-cancer, the tables of
 bench/default_sampler.py with epochs and boosting rounds as the fidelity) and seeds. Samplers:
-default = `default_sampler(space, budget in full trials, seed)`, what `tune start` builds (GP until a
-trial is PRUNED, then TPE: with ASHA that is after a few trials);
-gp = `--sampler gp` (GP on the study at one fidelity once ASHA stops trials, tuner.study.fidelity);
-gp-plain = Optuna's `GPSampler` (`--sampler gp` before: it learns from COMPLETE trials only);
-optuna-tpe = `TPESampler(seed=seed)`; tpe-fid = tuner's TPE on the study at one fidelity (BOHB); random.
+default = `default_sampler(space, budget in full trials, seed)`, what `tune start` builds (under ASHA: TPE
+until 3 trials finished, then GP on the predicted final values); default-before = the default until
+stop 28 (TPE from ASHA's first stop); gp = `--sampler gp` (GP on the predicted final values once ASHA
+stops trials, tuner.study.fidelity); gp-plain = Optuna's `GPSampler` (`--sampler gp` before: it learns
+from COMPLETE trials only); optuna-tpe = `TPESampler(seed=seed)`; random; the variants tried and not
+kept: tpe-fid, gp-one-fidelity, gp-minN (bench/asha_sim.py). Tasks also: demo-smooth (the demo's
+table interpolated between its trainings).
 
     .venv/bin/python bench/asha_default.py [--seeds 20] [--budgets 180,360] [--concurrency 2]
-        [--functions branin,hartmann3,demo,mlp-digits,gbm-cancer]
-        [--samplers default,gp,gp-plain,optuna-tpe,tpe-fid,random] [--jobs 2]
+        [--functions branin,hartmann3,demo,demo-smooth,mlp-digits,gbm-cancer]
+        [--samplers default,default-before,gp,gp-plain,optuna-tpe,random] [--jobs 2]
         [--steps 150 --rungs 16,48]
 
 Per (task, budget): median regret and mean rank within each seed (1 = best; ties share). Last lines:

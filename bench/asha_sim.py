@@ -68,8 +68,8 @@ def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optu
     trials); gp-plain (Optuna's GPSampler, `--sampler gp` before); optuna-tpe (Optuna 5's default,
     `TPESampler(seed=seed)`); gp-one-fidelity (gp on BOHB's view at one fidelity, `--sampler gp` before
     predicted finals); gp-minN (that view once N trials have a value at a fidelity: tried, tied);
-    tpe-fid (tpe on that view, BOHB: tried, lost); candidate (TPE until 3 trials finished, then gp:
-    bench/sampler_variants.py)."""
+    tpe-fid (tpe on that view, BOHB: tried, lost); default-before (the default until stop 28, GP on full
+    trials, TPE from ASHA's first stop: bench/sampler_variants.py)."""
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "default":
@@ -85,12 +85,12 @@ def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optu
     if name.startswith("gp-min"):  # BOHB's view needing N points at a fidelity, not max(startup, dims + 1)
         minimum = int(name.removeprefix("gp-min"))
         return rung_aware_gp(seed, startup_trials(budget), len(distributions), min_points=minimum, predict=False)
-    if name in ("tpe-fid", "candidate"):
+    if name in ("tpe-fid", "default-before"):
         import sampler_variants  # bench-only samplers, imported where asked for
 
         if name == "tpe-fid":
             return sampler_variants.tpe_at_fidelity(seed, startup_trials(budget), len(distributions))
-        return sampler_variants.tpe_then_predicted_gp(seed, startup_trials(budget), distributions)
+        return sampler_variants.previous_default(seed, startup_trials(budget), distributions)
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials(budget))
 
 

@@ -2,8 +2,8 @@
 
 - `tpe_at_fidelity`: BOHB's model (Falkner et al. 2018), tuner's TPE reading the study at one fidelity
   once ASHA has stopped a trial: tried, lost to Optuna's TPE.
-- `tpe_then_predicted_gp`: the default's construction with `--sampler gp`'s model of a study under ASHA:
-  TPE while fewer than MIN_PAIRS trials finished, GP on the predicted final values from then on.
+- `previous_default`: the default until stop 28, GP on full trials only, TPE from ASHA's first stop: the
+  "before" of the default's before/after table.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from tuner.study.fidelity import MIN_PAIRS, StudyAtFidelity, rung_aware_gp, stopped_at_a_rung
+from tuner.study.fidelity import StudyAtFidelity, stopped_at_a_rung
 from tuner.study.samplers import GP_MAX_TRIALS, gp_then_tpe
 
 
@@ -39,21 +39,20 @@ def tpe_at_fidelity(seed: int, startup: int, dimensions: int) -> optuna.samplers
     return TPEAtFidelity(seed=seed, constant_liar=True, n_startup_trials=startup)
 
 
-def tpe_then_predicted_gp(seed: int, startup: int, distributions: dict) -> optuna.samplers.BaseSampler:
-    """TPE for a space with a category; else GP (`--sampler gp`) unless ASHA has stopped a trial while
-    fewer than MIN_PAIRS trials finished (no rung predicts the end yet: TPE reads the stops natively),
-    or GP_MAX_TRIALS trials have finished."""
+def previous_default(seed: int, startup: int, distributions: dict) -> optuna.samplers.BaseSampler:
+    """`default_sampler` until stop 28: TPE for a space with a category; else Optuna's GPSampler (full
+    trials only) until a trial is PRUNED or GP_MAX_TRIALS trials have finished, TPE from then on.
+    Under ASHA that is TPE after the first stop: a tie with Optuna's TPE (docs/benchmarks.md, 2c)."""
     tpe = optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup)
     if any(isinstance(d, optuna.distributions.CategoricalDistribution) for d in distributions.values()):
         return tpe
 
-    class TPEThenPredictedGP(gp_then_tpe()):
+    class PreviousDefault(gp_then_tpe()):
         def choose(self, study: optuna.Study) -> optuna.samplers.BaseSampler:
-            trials = study.get_trials(deepcopy=False)
-            finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-            complete = sum(t.state == TrialState.COMPLETE for t in finished)
-            if len(finished) >= GP_MAX_TRIALS or (complete < MIN_PAIRS and any(map(stopped_at_a_rung, trials))):
+            finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            if len(finished) >= GP_MAX_TRIALS or any(t.state == TrialState.PRUNED for t in finished):
                 return self.tpe
             return self.gp
 
-    return TPEThenPredictedGP(rung_aware_gp(seed, startup, len(distributions)), tpe)
+    gp = optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
+    return PreviousDefault(gp, tpe)

@@ -89,7 +89,7 @@ def test_the_smooth_demo_interpolates_between_trainings_in_the_log_learning_rate
         smooth_demo_task(table)
 
 
-@pytest.mark.parametrize("sampler", ["candidate", "tpe-fid", "gp-one-fidelity", "gp-min3"])
+@pytest.mark.parametrize("sampler", ["default-before", "tpe-fid", "gp-one-fidelity", "gp-min3"])
 def test_the_bench_only_samplers_run_a_study_under_asha(sampler):
     from asha_tasks import tasks
 

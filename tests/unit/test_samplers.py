@@ -29,9 +29,9 @@ def settings(sampler: optuna.samplers.BaseSampler) -> Any:
 @pytest.mark.parametrize(
     ("space", "budget", "expected"),
     [
-        (NUMERIC, 20, ("GPThenTPE", ("GPSampler", 5, None), ("TPESampler", 5, True))),
-        (NUMERIC, 8, ("GPThenTPE", ("GPSampler", 3, None), ("TPESampler", 3, True))),
-        (NUMERIC, None, ("GPThenTPE", ("GPSampler", 10, None), ("TPESampler", 10, True))),
+        (NUMERIC, 20, ("GPThenTPE", ("RungAwareGP", 5, None), ("TPESampler", 5, True))),
+        (NUMERIC, 8, ("GPThenTPE", ("RungAwareGP", 3, None), ("TPESampler", 3, True))),
+        (NUMERIC, None, ("GPThenTPE", ("RungAwareGP", 10, None), ("TPESampler", 10, True))),
         (MIXED, 50, ("TPESampler", 10, True)),
         (MIXED, 12, ("TPESampler", 3, True)),
     ],
@@ -41,18 +41,34 @@ def test_default_sampler_is_the_documented_choice(space, budget, expected):
 
 
 def _study(space: dict[str, Any], states: list[str]) -> optuna.Study:
+    """COMPLETE trials (value i, i + 1 at the rung), STOPPED ones (early stopping pruned them at the
+    rung) and MARKERs (PRUNED with no rung value: tuner's OOM and infeasible markers)."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for i, state in enumerate(states):
         trial = study.ask(space)
-        study.tell(trial, float(i) if state == "COMPLETE" else None, state=getattr(optuna.trial.TrialState, state))
+        if state in ("STOPPED", "COMPLETE"):
+            trial.report(float(i) + (state == "COMPLETE"), 16)
+        pruned = state in ("STOPPED", "MARKER")
+        study.tell(trial, None if pruned else float(i), state=optuna.trial.TrialState.PRUNED if pruned else None)
     return study
 
 
-def test_gp_hands_over_to_tpe_once_a_trial_is_pruned_or_the_study_is_long():
+def test_gp_proposes_while_the_study_is_short_and_its_rungs_predict_the_end():
     sampler = default_sampler(NUMERIC, 20, 0)
     assert sampler.choose(_study(NUMERIC, ["COMPLETE"] * 4)) is sampler.gp
-    assert sampler.choose(_study(NUMERIC, ["COMPLETE", "PRUNED", "COMPLETE"])) is sampler.tpe
+    assert sampler.choose(_study(NUMERIC, ["STOPPED", "COMPLETE", "STOPPED", "COMPLETE"])) is sampler.tpe
+    assert sampler.choose(_study(NUMERIC, ["STOPPED", "COMPLETE"] * 3)) is sampler.gp  # 3 finished: GP
+    assert sampler.choose(_study(NUMERIC, ["COMPLETE"] * 3 + ["MARKER"])) is sampler.tpe
     assert sampler.choose(_study(NUMERIC, ["COMPLETE"] * GP_MAX_TRIALS)) is sampler.tpe
+
+
+def test_the_default_gp_models_a_stopped_trial_by_its_predicted_final_value():
+    sampler = default_sampler(NUMERIC, 8, 0)
+    study = _study(NUMERIC, ["STOPPED", "COMPLETE", "STOPPED", "COMPLETE", "COMPLETE"])
+    study.sampler = sampler
+    study.ask(NUMERIC)
+    assert sampler.choose(study) is sampler.gp
+    assert study.trials[-1].user_attrs["gp_modelled"].startswith("predicted final values of 5 trials")
 
 
 def test_default_sampler_proposes_inside_the_space_and_is_reproducible():
@@ -81,7 +97,11 @@ def test_auto_with_explicit_startup_trials_keeps_them(make_block):
     space = build_space(load_block(make_block({"evolving.tunable_params": CATEGORICAL_TUNABLES})))
     assert settings(make_sampler("auto", 0, space, 7)) == ("TPESampler", 7, True)
     demo = build_space(load_block(make_block()))  # the demo's space is all numeric: GP first
-    assert settings(make_sampler("auto", 0, demo, 7)) == ("GPThenTPE", ("GPSampler", 7, None), ("TPESampler", 7, True))
+    assert settings(make_sampler("auto", 0, demo, 7)) == (
+        "GPThenTPE",
+        ("RungAwareGP", 7, None),
+        ("TPESampler", 7, True),
+    )
 
 
 @pytest.mark.parametrize("tunable", [CATEGORICAL_TUNABLES, NUMERIC_TUNABLES])

@@ -44,10 +44,10 @@ SamplerOpt = Annotated[
     str,
     typer.Option(
         "--sampler",
-        help="auto (default: GP for short studies of numeric parameters without pruned trials, else TPE; "
-        "docs/benchmarks.md 2c), tpe, gp (under ASHA it learns from every trial, a stopped one's final "
-        "value predicted from its rung), random, grid, cmaes or nsga2 (all but cmaes handle several "
-        "objectives). All seeded by --seed.",
+        help="auto (default: GP for short studies of numeric parameters, TPE for a space with a category; "
+        "under ASHA, TPE until 3 trials finished, then GP as gp; docs/benchmarks.md 2c), tpe, gp (under "
+        "ASHA it learns from every trial, a stopped one's final value predicted from its rung), random, "
+        "grid, cmaes or nsga2 (all but cmaes handle several objectives). All seeded by --seed.",
     ),
 ]
 SchedulerOpt = Annotated[

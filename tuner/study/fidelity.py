@@ -199,7 +199,7 @@ def rung_aware_gp(
 
     class RungAwareGP(optuna.samplers.GPSampler):
         def __init__(self, min_points: int, startup: int, seed: int | None) -> None:
-            super().__init__(seed=seed, n_startup_trials=startup)
+            super().__init__(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
             self.min_points, self.startup = min_points, startup
             # The trial being asked (held, so no other object can share its identity), its view, its label:
             # Optuna passes the same FrozenTrial to both calls of one ask, so the study is read once.

@@ -61,11 +61,13 @@ def default_sampler(
 
     `space`: the study's Optuna distributions by name; `budget`: its trial count (None when the
     budget is wall time or GPU-hours); `seed`: the sampler's seed. Chosen by bench/default_sampler.py
-    (docs/benchmarks.md, 2c): Optuna's GPSampler while the study is a short one of full trials, TPE
-    otherwise. Each trial is proposed by:
-    - GP (`GPSampler`) when every parameter is numeric, no trial is PRUNED (GP learns only from
-      COMPLETE trials: ASHA's stops and tuner's OOM / infeasible markers are PRUNED, TPE reads them),
-      and fewer than GP_MAX_TRIALS trials have finished;
+    at equal trials and bench/asha_default.py at equal compute under ASHA (docs/benchmarks.md, 2c).
+    Each trial is proposed by:
+    - GP (`--sampler gp`: Optuna's GPSampler, which under ASHA models every trial's final value, a
+      stopped trial's predicted from its rung, tuner.study.fidelity) when every parameter is numeric
+      and fewer than GP_MAX_TRIALS trials have finished, unless a trial is an infeasible marker (OOM,
+      broken space constraints: TPE reads them) or ASHA has stopped a trial while fewer than MIN_PAIRS
+      trials finished (no rung predicts the end yet; TPE reads stopped trials natively);
     - TPE otherwise: Optuna 5's multivariate TPE with constant liar (concurrent trials and drivers
       spread out).
     Both sample `default_startup_trials` points at random first (a quarter of a trial budget, 3..10;
@@ -88,14 +90,18 @@ def _auto_sampler(
     numeric = all(not isinstance(d, optuna.distributions.CategoricalDistribution) for d in space.values())
     if not numeric:
         return tpe
-    gp = optuna.samplers.GPSampler(seed=seed, n_startup_trials=startup, warn_independent_sampling=False)
-    return gp_then_tpe()(gp, tpe)
+    from tuner.study.fidelity import rung_aware_gp
+
+    return gp_then_tpe()(rung_aware_gp(seed, startup, len(space)), tpe)
 
 
 def gp_then_tpe() -> type:
-    """GP while the study has only full trials and few of them, TPE from then on (built lazily)."""
+    """GP while the study is short and its rungs can be read as final values, TPE otherwise (built
+    lazily)."""
     import optuna
     from optuna.trial import TrialState
+
+    from tuner.study.fidelity import MIN_PAIRS, stopped_at_a_rung
 
     class GPThenTPE(optuna.samplers.BaseSampler):
         """Delegates each trial, from `before_trial` to `after_trial`, to one of two samplers."""
@@ -105,11 +111,13 @@ def gp_then_tpe() -> type:
             self._by_trial: dict[int, optuna.samplers.BaseSampler] = {}
 
         def choose(self, study: optuna.Study) -> optuna.samplers.BaseSampler:
-            """GP unless a trial was PRUNED or GP_MAX_TRIALS trials have finished."""
-            finished = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-            if len(finished) >= GP_MAX_TRIALS or any(t.state == TrialState.PRUNED for t in finished):
+            """GP unless GP_MAX_TRIALS trials have finished, a trial is an infeasible marker, or early
+            stopping has stopped a trial while fewer than MIN_PAIRS trials finished."""
+            trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            pruned = [t for t in trials if t.state == TrialState.PRUNED]
+            if len(trials) >= GP_MAX_TRIALS or not all(map(stopped_at_a_rung, pruned)):
                 return self.tpe
-            return self.gp
+            return self.tpe if pruned and len(trials) - len(pruned) < MIN_PAIRS else self.gp
 
         def _for(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
             if trial._trial_id not in self._by_trial:
