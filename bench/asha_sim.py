@@ -62,6 +62,9 @@ def startup_trials(budget: int) -> int:
     return startup_trials_for(budget // STEPS)
 
 
+SAMPLER_NAMES = "random, tpe, default, default-before, gp, gp-plain, optuna-tpe, gp-one-fidelity, gp-minN, tpe-fid"
+
+
 def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optuna.samplers.BaseSampler:
     """random; tpe (tuner's `--sampler tpe`); default (`default_sampler`, what `tune start` builds, given
     the budget in full trials); gp (`--sampler gp`: GP on the predicted final values once ASHA stops
@@ -91,7 +94,9 @@ def make_sampler(name: str, seed: int, budget: int, distributions: dict) -> optu
         if name == "tpe-fid":
             return sampler_variants.tpe_at_fidelity(seed, startup_trials(budget), len(distributions))
         return sampler_variants.previous_default(seed, startup_trials(budget), distributions)
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials(budget))
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials(budget))
+    raise SystemExit(f"unknown sampler {name!r}: {SAMPLER_NAMES}")
 
 
 def frozen(config: Config, distributions: dict, steps: int = STEPS) -> Any:

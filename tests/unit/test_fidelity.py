@@ -112,6 +112,20 @@ def test_once_three_trials_finished_a_stopped_trial_gets_the_final_value_its_run
     assert trials[3].state == TrialState.PRUNED and trials[3].value == 2.0  # the records are untouched
 
 
+def test_a_diverged_trial_is_the_worst_and_a_warm_starts_copies_predict_nothing():
+    """A trial that diverged after a good first rung would be predicted the best: it is the worst. A warm
+    start's copies (another study's final values, no rung values) are not pairs to fit a line on."""
+    line = [finished(r, 0.5 * r + 0.1) for r in (1.0, 3.0, 5.0)]
+    blown_up = stopped(0.1)
+    blown_up.set_user_attr("exit_class", "diverged")
+    assert not stopped_at_a_rung(blown_up) and stopped_at_a_rung(stopped(0.1))
+    assert predicted_finals([*line, blown_up], minimize=True)[-1].value == pytest.approx(2.6)  # the worst
+    assert at_fidelity([*line, blown_up], FINAL, minimize=True)[-1].value == pytest.approx(2.6)
+    copies = [trial("COMPLETE", {}, v) for v in (0.2, 0.4, 0.6)]
+    assert predicted_finals([*copies, stopped(2.0)], minimize=True) is None
+    assert predicted_finals([*copies, *line, stopped(2.0)], minimize=True)[-1].value == pytest.approx(1.1)
+
+
 def test_a_rung_that_ranks_the_end_backwards_predicts_the_mean_and_one_without_pairs_the_worst():
     backwards = [finished(r, 3.0 - r) for r in (0.5, 1.0, 2.0)]  # a better rung value, a worse end
     view = predicted_finals([*backwards, stopped(0.1)], minimize=True)

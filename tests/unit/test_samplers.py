@@ -42,13 +42,18 @@ def test_default_sampler_is_the_documented_choice(space, budget, expected):
 
 def _study(space: dict[str, Any], states: list[str]) -> optuna.Study:
     """COMPLETE trials (value i, i + 1 at the rung), STOPPED ones (early stopping pruned them at the
-    rung) and MARKERs (PRUNED with no rung value: tuner's OOM and infeasible markers)."""
+    rung), DIVERGED ones (PRUNED with a rung value), MARKERs (tuner's OOM and infeasible markers: PRUNED
+    with a constraint) and COPYs (a warm start's: COMPLETE with no rung value)."""
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for i, state in enumerate(states):
         trial = study.ask(space)
-        if state in ("STOPPED", "COMPLETE"):
+        if state in ("STOPPED", "COMPLETE", "DIVERGED"):
             trial.report(float(i) + (state == "COMPLETE"), 16)
-        pruned = state in ("STOPPED", "MARKER")
+        if state == "DIVERGED":
+            trial.set_user_attr("exit_class", "diverged")
+        if state == "MARKER":
+            trial.set_constraint("memory", 1.0)
+        pruned = state in ("STOPPED", "MARKER", "DIVERGED")
         study.tell(trial, None if pruned else float(i), state=optuna.trial.TrialState.PRUNED if pruned else None)
     return study
 
@@ -58,7 +63,9 @@ def test_gp_proposes_while_the_study_is_short_and_its_rungs_predict_the_end():
     assert sampler.choose(_study(NUMERIC, ["COMPLETE"] * 4)) is sampler.gp
     assert sampler.choose(_study(NUMERIC, ["STOPPED", "COMPLETE", "STOPPED", "COMPLETE"])) is sampler.tpe
     assert sampler.choose(_study(NUMERIC, ["STOPPED", "COMPLETE"] * 3)) is sampler.gp  # 3 finished: GP
+    assert sampler.choose(_study(NUMERIC, ["COPY"] * 3 + ["STOPPED", "COMPLETE"])) is sampler.tpe
     assert sampler.choose(_study(NUMERIC, ["COMPLETE"] * 3 + ["MARKER"])) is sampler.tpe
+    assert sampler.choose(_study(NUMERIC, ["COMPLETE"] * 3 + ["DIVERGED"])) is sampler.tpe
     assert sampler.choose(_study(NUMERIC, ["COMPLETE"] * GP_MAX_TRIALS)) is sampler.tpe
 
 

@@ -58,8 +58,9 @@ def memory_lines(trials: list[Any]) -> list[str]:
 
 
 def modelled_text(trials: list[Any]) -> str | None:
-    """What `--sampler gp` learnt from, in runs of trials: "#3-#5 random start-up; #6-#9 rung 1; #10
-    final values". The counts of trials are in each trial's own attribute; the runs show the switches."""
+    """What GP (`--sampler gp`, or the default's GP) learnt from, in runs of trials, which a trial TPE
+    proposed breaks: "#3-#5 random start-up; #6-#9 rung 1; #10 final values". The counts of trials are
+    in each trial's own attribute; the runs show the switches."""
     from tuner.study.fidelity import MODELLED, modelled_source
 
     runs: list[tuple[str, int, int]] = []  # (what, first trial, last trial)

@@ -40,14 +40,30 @@ MODELLED = "gp_modelled"  # the user attribute that says what GP learnt from whe
 
 
 def stopped_at_a_rung(trial: FrozenTrial) -> bool:
-    """A trial early stopping pruned (it has rung values), not an infeasible marker (a constraint)."""
+    """A healthy trial cut short, by early stopping or by the study's budget (it has rung values): not
+    an infeasible marker (a constraint), nor a trial that diverged (PRUNED too: its values before the
+    loss blew up would predict a good end)."""
     from optuna.trial import TrialState
 
     return (
         trial.state == TrialState.PRUNED
         and bool(trial.intermediate_values)
         and not trial.constraints  # Optuna 5's set_constraint: tuner's infeasible markers
+        and trial.user_attrs.get("exit_class", "pruned") in ("pruned", "budget")
     )
+
+
+def diverged(trial: FrozenTrial) -> bool:
+    """A trial stopped because its loss blew up: the worst value wherever a model reads it."""
+    return trial.user_attrs.get("exit_class") == "diverged"
+
+
+def measured_finals(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The finished trials that also have rung values, the pairs a rung predicts the end from: not a
+    warm start's copies (another study's final values, no rungs)."""
+    from optuna.trial import TrialState
+
+    return [t for t in trials if t.state == TrialState.COMPLETE and t.intermediate_values]
 
 
 def values_by_rung(trial: FrozenTrial) -> dict[int, float]:
@@ -72,8 +88,8 @@ def fidelity(trials: Sequence[FrozenTrial], min_points: int) -> int:
 
 def at_fidelity(trials: Sequence[FrozenTrial], level: int, minimize: bool) -> list[FrozenTrial]:
     """Each trial that has a value at `level` as a COMPLETE one with that value; a trial stopped
-    before it as a COMPLETE one with the worst value seen there (early stopping judged it worse
-    than the trials that went on); running trials without one stay RUNNING (pending); the rest
+    before it, or diverged, as a COMPLETE one with the worst value seen there (early stopping judged
+    it worse than the trials that went on); running trials without one stay RUNNING (pending); the rest
     (failed trials, infeasible markers: GP would need a constraint on every trial) are left out.
     Copies: the study's records are not touched."""
     from optuna.trial import TrialState
@@ -88,7 +104,7 @@ def at_fidelity(trials: Sequence[FrozenTrial], level: int, minimize: bool) -> li
     view = []
     for trial in trials:
         value = value_at(trial)
-        if value is None and stopped_at_a_rung(trial):
+        if (value is None and stopped_at_a_rung(trial)) or diverged(trial):
             value = worst
         if value is not None:
             copied = copy.copy(trial)
@@ -104,13 +120,14 @@ def predicted_finals(trials: Sequence[FrozenTrial], minimize: bool) -> list[Froz
     with its value; a trial stopped at a rung with the final value predicted from its value there, by a
     straight line fitted to the finished trials' (value at that rung, final value) pairs, its slope at
     least 0 (a rung that ranks the end backwards predicts the mean: it says nothing), or with the worst
-    final value when too few finished trials reached that rung; running trials stay pending; the rest
-    are left out, as in at_fidelity. How far a rung predicts the end is measured on the study itself,
+    final value when too few finished trials reached that rung; a diverged trial with the worst final
+    value; running trials stay pending; the rest are left out, as in at_fidelity. "Finished" counts
+    only trials with rung values (measured_finals). How far a rung predicts the end is measured on the study itself,
     so a rung that misranks (the demo's first, bench/asha_default.py) weighs little."""
     import numpy as np
     from optuna.trial import TrialState
 
-    finished = [t for t in trials if t.state == TrialState.COMPLETE]
+    finished = measured_finals(trials)
     if len(finished) < MIN_PAIRS:
         return None
     lines = {}
@@ -125,12 +142,12 @@ def predicted_finals(trials: Sequence[FrozenTrial], minimize: bool) -> list[Froz
     for trial in trials:
         if trial.state == TrialState.COMPLETE or trial.state == TrialState.RUNNING:
             view.append(trial)
-        elif stopped_at_a_rung(trial):
+        elif stopped_at_a_rung(trial) or diverged(trial):
             by_rung = values_by_rung(trial)
-            last = max(by_rung)
-            intercept, slope = lines.get(last, (worst, 0.0))
+            last = max(by_rung, default=-1)
+            intercept, slope = (worst, 0.0) if diverged(trial) else lines.get(last, (worst, 0.0))
             copied = copy.copy(trial)
-            copied.state, copied.values = TrialState.COMPLETE, [intercept + slope * by_rung[last]]
+            copied.state, copied.values = TrialState.COMPLETE, [intercept + slope * by_rung.get(last, 0.0)]
             view.append(copied)
     return view
 
@@ -164,7 +181,8 @@ class StudyAtFidelity:
         from optuna.study import StudyDirection
 
         self._study = study
-        minimize = study.direction == StudyDirection.MINIMIZE
+        (direction,) = study.directions  # one objective: a study of several stops no trial at a rung
+        minimize = direction == StudyDirection.MINIMIZE
         predicted = predicted_finals(trials, minimize) if predict else None
         if predicted is not None:
             self.level, self._view = PREDICTED, predicted

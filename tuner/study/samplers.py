@@ -36,7 +36,7 @@ def make_sampler(
     startup = {} if startup_trials is None else {"n_startup_trials": startup_trials}
     if name == "tpe":  # constant liar: concurrent trials (and drivers) do not all pile on one point
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True, **startup)
-    if name == "gp":  # learns from the rung values once ASHA stops trials (tuner.study.fidelity)
+    if name == "gp":  # learns from every trial once ASHA stops trials (tuner.study.fidelity)
         from tuner.study.fidelity import rung_aware_gp
 
         return rung_aware_gp(seed, 10 if startup_trials is None else startup_trials, len(space.params))
@@ -66,8 +66,10 @@ def default_sampler(
     - GP (`--sampler gp`: Optuna's GPSampler, which under ASHA models every trial's final value, a
       stopped trial's predicted from its rung, tuner.study.fidelity) when every parameter is numeric
       and fewer than GP_MAX_TRIALS trials have finished, unless a trial is an infeasible marker (OOM,
-      broken space constraints: TPE reads them) or ASHA has stopped a trial while fewer than MIN_PAIRS
-      trials finished (no rung predicts the end yet; TPE reads stopped trials natively);
+      broken space constraints) or diverged (TPE reads them), or ASHA has stopped a trial while fewer
+      than MIN_PAIRS trials finished with rung values (no rung predicts the end yet; TPE reads stopped
+      trials natively). A study of several objectives keeps its rung values apart: TPE from its first
+      early stop;
     - TPE otherwise: Optuna 5's multivariate TPE with constant liar (concurrent trials and drivers
       spread out).
     Both sample `default_startup_trials` points at random first (a quarter of a trial budget, 3..10;
@@ -101,7 +103,7 @@ def gp_then_tpe() -> type:
     import optuna
     from optuna.trial import TrialState
 
-    from tuner.study.fidelity import MIN_PAIRS, stopped_at_a_rung
+    from tuner.study.fidelity import MIN_PAIRS, measured_finals, stopped_at_a_rung
 
     class GPThenTPE(optuna.samplers.BaseSampler):
         """Delegates each trial, from `before_trial` to `after_trial`, to one of two samplers."""
@@ -111,13 +113,14 @@ def gp_then_tpe() -> type:
             self._by_trial: dict[int, optuna.samplers.BaseSampler] = {}
 
         def choose(self, study: optuna.Study) -> optuna.samplers.BaseSampler:
-            """GP unless GP_MAX_TRIALS trials have finished, a trial is an infeasible marker, or early
-            stopping has stopped a trial while fewer than MIN_PAIRS trials finished."""
+            """GP unless GP_MAX_TRIALS trials have finished, a trial is an infeasible marker or diverged,
+            or early stopping has stopped a trial while fewer than MIN_PAIRS trials finished with rung
+            values (a warm start's copies have none)."""
             trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
             pruned = [t for t in trials if t.state == TrialState.PRUNED]
             if len(trials) >= GP_MAX_TRIALS or not all(map(stopped_at_a_rung, pruned)):
-                return self.tpe
-            return self.tpe if pruned and len(trials) - len(pruned) < MIN_PAIRS else self.gp
+                return self.tpe  # long, or an infeasible marker or a diverged trial: TPE reads them
+            return self.tpe if pruned and len(measured_finals(trials)) < MIN_PAIRS else self.gp
 
         def _for(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> optuna.samplers.BaseSampler:
             if trial._trial_id not in self._by_trial:
