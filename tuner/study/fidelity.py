@@ -122,8 +122,8 @@ def predicted_finals(trials: Sequence[FrozenTrial], minimize: bool) -> list[Froz
     least 0 (a rung that ranks the end backwards predicts the mean: it says nothing), or with the worst
     final value when too few finished trials reached that rung; a diverged trial with the worst final
     value; running trials stay pending; the rest are left out, as in at_fidelity. "Finished" counts
-    only trials with rung values (measured_finals). How far a rung predicts the end is measured on the study itself,
-    so a rung that misranks (the demo's first, bench/asha_default.py) weighs little."""
+    only trials with rung values (measured_finals). How far a rung predicts the end is measured on the study
+    itself, so a rung that misranks (the demo's first, bench/asha_default.py) weighs little."""
     import numpy as np
     from optuna.trial import TrialState
 
@@ -142,12 +142,16 @@ def predicted_finals(trials: Sequence[FrozenTrial], minimize: bool) -> list[Froz
     for trial in trials:
         if trial.state == TrialState.COMPLETE or trial.state == TrialState.RUNNING:
             view.append(trial)
-        elif stopped_at_a_rung(trial) or diverged(trial):
-            by_rung = values_by_rung(trial)
-            last = max(by_rung, default=-1)
-            intercept, slope = (worst, 0.0) if diverged(trial) else lines.get(last, (worst, 0.0))
+        elif diverged(trial):
             copied = copy.copy(trial)
-            copied.state, copied.values = TrialState.COMPLETE, [intercept + slope * by_rung.get(last, 0.0)]
+            copied.state, copied.values = TrialState.COMPLETE, [worst]
+            view.append(copied)
+        elif stopped_at_a_rung(trial):
+            by_rung = values_by_rung(trial)
+            last = max(by_rung)
+            intercept, slope = lines.get(last, (worst, 0.0))
+            copied = copy.copy(trial)
+            copied.state, copied.values = TrialState.COMPLETE, [intercept + slope * by_rung[last]]
             view.append(copied)
     return view
 
