@@ -25,7 +25,7 @@ def test_a_two_objective_study_records_both_values_and_its_front(make_block, tmp
     )
     url = f"sqlite:///{tmp_path / 'tuner.db'}"
     where = ["--storage", url, "--trials-dir", str(tmp_path / "trials")]
-    args = ["--budget", "4", "--study", "two", "--seed", "3", "--max-concurrent", "1", "--sampler", "random"]
+    args = ["--budget", "3", "--study", "two", "--seed", "3", "--max-concurrent", "1", "--sampler", "random"]
     done = run_tune("start", "--config", str(block), *where, *args)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     said = " ".join(done.stderr.split())
