@@ -55,4 +55,5 @@ fi
 # A fresh run folder: the study, trial folders and model of an earlier run would be refused or reused.
 rm -rf "$WORK/run"
 # Trials run `tune` and `llamafactory-cli` from the same environment as this Python.
-exec "$VENV/bin/python" bench/gpu_check.py --work "$WORK/run" "$@"
+# GPU_CHECK_PY: another check of the same environment and folder (bench/gpu_memory_check.py).
+exec "$VENV/bin/python" "${GPU_CHECK_PY:-bench/gpu_check.py}" --work "$WORK/run" "$@"

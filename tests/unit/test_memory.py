@@ -12,7 +12,16 @@ import pytest
 
 from tuner.config.block import load_block
 from tuner.config.machine import gpu_memory_bytes
-from tuner.config.memory import GIB, Run, estimate, model_shape, read_model_shape, zero3_model_states
+from tuner.config.memory import (
+    GIB,
+    ModelShape,
+    Run,
+    activation_bytes,
+    estimate,
+    model_shape,
+    read_model_shape,
+    zero3_model_states,
+)
 from tuner.config.memory_check import Margin, MemoryCheck, parse_memory, refit, refit_from_trials, run_for, worst_corner
 from tuner.config.space import build_space
 from tuner.errors import ConfigError
@@ -104,8 +113,8 @@ def test_activations_scale_as_the_paper_says():
     qwen = read_model_shape(QWEN3_8B)
     base = Run(1, 4096, 8, attention="fa2", fused_loss=True)
 
-    def act(**changes):
-        return estimate(qwen, Run(**{**base.__dict__, **changes})).activations
+    def act(**changes):  # a training step's
+        return activation_bytes(qwen, Run(**{**base.__dict__, **changes}))
 
     assert act(micro_batch=2) == 2 * act()  # linear in the micro-batch
     # Gradient checkpointing keeps 2sbh per layer instead of the whole layer (Korthikanti et al. 4.1).
@@ -115,6 +124,35 @@ def test_activations_scale_as_the_paper_says():
     assert eager / flash > 1.5 * (act(attention="eager") / act())
     # Without the fused loss the fp32 logits (tokens x vocab) dominate a 151936-token vocabulary.
     assert act(fused_loss=False) > 2 * act()
+
+
+# -- against peaks measured on one H200 (docs/benchmarks.md section 4) -----------------------
+# bench/gpu_check.py's model: Qwen2.5-0.5B's shape as a Qwen3 (151936-token vocabulary, tied), bf16,
+# SDPA, ZeRO-3 on one GPU, 1024 tokens per sample; torch.cuda.max_memory_allocated of its trials.
+H200_MODEL = ModelShape(
+    hidden=896, layers=24, intermediate=4864, heads=14, kv_heads=2, head_dim=64, vocab=151936, tied=True, qk_norm=True
+)
+H200_PEAKS = [  # training batch, evaluation batch, measured GiB, the phase that sets the peak
+    (8, 20, 35.31, "evaluation"),  # bench/gpu_check.py: 1.53 x the estimate that counted training only
+    (8, 8, 21.28, "training"),  # bench/gpu_memory_check.py, run after evaluation was counted
+    (8, 32, 52.40, "evaluation"),
+    (16, 4, 35.13, "training"),
+]
+
+
+@pytest.mark.parametrize(("train", "evaluation", "measured", "phase"), H200_PEAKS)
+def test_the_estimate_against_peaks_measured_on_an_h200(train, evaluation, measured, phase):
+    assert H200_MODEL.total_params == 494_008_192  # what gpu_check.py built
+    e = estimate(H200_MODEL, Run(train, 1024, eval_batch=evaluation))
+    assert e.phase.startswith(phase)
+    error = e.allocated / (measured * GIB) - 1
+    assert 0 <= error <= 0.10  # measured: +5.7 % to +8.6 %, on the safe side
+
+
+def test_an_evaluation_batch_above_the_training_batch_is_named_in_the_estimate():
+    e = estimate(H200_MODEL, Run(8, 1024, eval_batch=20))
+    assert "activations 29.12 in evaluation at per_device_eval_batch_size 20" in e.describe()
+    assert "evaluation" not in estimate(H200_MODEL, Run(8, 1024)).describe()  # evaluated at the training batch
 
 
 # -- the block, the space, the margin -----------------------------------------------------------
@@ -133,6 +171,7 @@ def qwen_block(make_block):
                     "runtime_info.input.training.bf16": True,
                     "runtime_info.input.training.flash_attn": "fa2",
                     "runtime_info.input.training.per_device_train_batch_size": 1,
+                    "runtime_info.input.training.per_device_eval_batch_size": 1,  # 32k tokens of logits
                     "runtime_info.input.training.enable_liger_kernel": True,
                     "evolving.tunable_params": {
                         "learning_rate": {},
@@ -151,6 +190,7 @@ def test_run_reads_the_block(qwen_block, demo):
     run = run_for(block, {"per_device_train_batch_size": 4}, 8)
     assert (run.micro_batch, run.seq_len, run.zero_stage, run.attention, run.act_bytes) == (4, 32768, 3, "fa2", 2)
     assert run.checkpointing and run.fused_loss and not run.offload_optimizer
+    assert run.eval_batch == 1 and run_for(block, {"per_device_eval_batch_size": 2}, 8).eval_batch == 2
     off = run_for(
         qwen_block(
             **{
@@ -165,6 +205,7 @@ def test_run_reads_the_block(qwen_block, demo):
     assert off.offload_optimizer and off.offload_param and not off.checkpointing and off.attention == "eager"
     assert worst_corner(build_space(block), block) == {"per_device_train_batch_size": 8}
     assert run_for(load_block(demo.block), {}, 1).act_bytes == 4  # the demo trains in fp32
+    assert run_for(load_block(demo.block), {}, 1).eval_batch == 20  # and evaluates 20 at a time
 
 
 def test_parse_memory():
@@ -209,7 +250,8 @@ def test_infeasible_corner_is_pruned_before_any_process_starts(qwen_block, tmp_p
     block = qwen_block()
     check = MemoryCheck(block, gpu_memory_bytes(), 8)
     fits = {bs: check.verdict({"per_device_train_batch_size": bs}).fits for bs in (1, 2, 4, 8)}
-    assert fits == {1: True, 2: True, 4: False, 8: False}  # 44.6, 67.8, 114.0, 206.6 GiB of 72 usable
+    # 68.8, 68.8 (the evaluation of 32k tokens' logits at batch 1 sets both), 96.8, 172.1 GiB of 72 usable
+    assert fits == {1: True, 2: True, 4: False, 8: False}
     session = _session(block, tmp_path, RunShape(gpus_per_trial=8, gpu_memory_gib=gpu_memory_bytes() / GIB))
     started = []
     for _ in range(6):
@@ -272,6 +314,7 @@ def test_tune_check_prints_the_estimate(make_block, gpu_node, monkeypatch):
             "runtime_info.input.training.rope_scaling": "yarn",
             "runtime_info.input.training.bf16": True,
             "runtime_info.input.training.per_device_train_batch_size": 1,
+            "runtime_info.input.training.per_device_eval_batch_size": 1,
             "runtime_info.input.training.enable_liger_kernel": True,
             "evolving.tunable_params": {"per_device_train_batch_size": {"choices": [1, 8]}},
         }

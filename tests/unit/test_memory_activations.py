@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tuner.config.memory import ModelShape, Run, activation_bytes
+from tuner.config.memory import ModelShape, Run, activation_bytes, eval_activation_bytes
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -19,7 +19,11 @@ transformers = pytest.importorskip("transformers")
 SHAPE = {"hidden": 256, "intermediate": 768, "heads": 8, "kv_heads": 2, "head_dim": 32}
 
 
-def measured_peak(attention: str, dtype: object, layers: int, vocab: int, checkpointing: bool, b=2, s=128) -> int:
+def measured_peak(
+    attention: str, dtype: object, layers: int, vocab: int, checkpointing: bool, b=2, s=128, evaluate=False
+) -> int:
+    """The peak of one training step's forward and backward, or (`evaluate`) of one evaluation forward
+    with its loss, as the Trainer evaluates: eval mode, no gradients."""
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
 
@@ -37,8 +41,8 @@ def measured_peak(attention: str, dtype: object, layers: int, vocab: int, checkp
         use_cache=False,
     )
     model = transformers.Qwen3ForCausalLM(config).to(dtype)
-    model.train()
-    if checkpointing:  # as LLaMA-Factory turns it on (use_reentrant_gc: true)
+    model.train(not evaluate)
+    if checkpointing and not evaluate:  # as LLaMA-Factory turns it on (use_reentrant_gc: true)
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": True})
         model.enable_input_require_grads()
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -75,6 +79,10 @@ def measured_peak(attention: str, dtype: object, layers: int, vocab: int, checkp
     ids = torch.randint(0, vocab, (b, s))
     mask = torch.ones(b, s, dtype=torch.long)
     mask[0, -3:] = 0  # padding, as LLaMA-Factory's collator pads
+    if evaluate:
+        with torch.no_grad(), mode:
+            outputs = model(input_ids=ids, attention_mask=mask, labels=ids)  # noqa: F841 (kept, as the Trainer keeps it)
+        return mode.peak
     with mode:
         model(input_ids=ids, attention_mask=mask, labels=ids).loss.backward()
     return mode.peak
@@ -98,4 +106,20 @@ def test_activation_estimate_against_the_measured_peak(attention, dtype, checkpo
     run = Run(2, 128, attention=attention, checkpointing=checkpointing, act_bytes=2 if dtype == "bfloat16" else 4)
     error = activation_bytes(shape, run) / measured - 1
     print(f"{attention} {dtype} checkpointing={checkpointing} layers={layers}: {error:+.2%}")
+    assert 0 <= error <= high, f"estimate off by {error:+.1%} of the measured {measured} bytes"
+
+
+@pytest.mark.parametrize(
+    ("vocab", "high"),
+    [
+        # Measured error of the evaluation estimate, bf16, SDPA, 2 x 128 tokens:
+        (8000, 0.05),  # the logits dominate, as with a real vocabulary
+        (1000, 0.25),  # small vocabulary: the SwiGLU's working set, taken whole
+    ],
+)
+def test_evaluation_estimate_against_the_measured_peak(vocab, high):
+    measured = measured_peak("sdpa", torch.bfloat16, 2, vocab, False, evaluate=True)
+    shape = ModelShape(layers=2, vocab=vocab, qk_norm=True, **SHAPE)
+    error = eval_activation_bytes(shape, Run(8, 128, eval_batch=2)) / measured - 1
+    print(f"evaluation, vocabulary {vocab}: {error:+.2%}")
     assert 0 <= error <= high, f"estimate off by {error:+.1%} of the measured {measured} bytes"

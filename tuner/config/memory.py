@@ -25,7 +25,7 @@ GIB = 1024**3
 # 0.5-0.6 GiB per process on H100/A100 with CUDA 12 and lazy module loading, the figure PyTorch's
 # "CUDA semantics" notes give for the context), NCCL's communication buffers (NCCL_BUFFSIZE 4 MiB
 # per channel and peer: a few hundred MiB on an 8-GPU node) and cuBLAS/cuDNN workspaces. Rounded up
-# to 2 GiB; not yet measured by tuner on a GPU (bench/gpu_check.sh prints estimate vs measured).
+# to 2 GiB; not measured yet: torch.cuda.max_memory_allocated, what trials record, leaves it out.
 FIXED_OVERHEAD_BYTES = 2 * GIB
 
 # The loss head: the (tokens x vocab) logits dominate it. Transformers' ForCausalLMLoss upcasts
@@ -33,6 +33,14 @@ FIXED_OVERHEAD_BYTES = 2 * GIB
 # start of backward nll_loss's fp32 gradient (4) and log_softmax's fp32 input gradient (4) are live
 # beside it: 12 bytes per logit at the peak (the 16-bit logits, 2 bytes, are freed with the outputs).
 LOGIT_PEAK_BYTES = 12
+
+# Evaluation keeps nothing for backward, but its loss head peaks the same way: the 16-bit logits the
+# model returns (2 bytes), their fp32 upcast in ForCausalLMLoss (4) and log_softmax's fp32 output (4)
+# are alive at once, also with the fused loss (Liger skips the logits in training only). LLaMA-Factory
+# evaluates at per_device_eval_batch_size, which users often set above the training batch: on an H200
+# a 0.5B Qwen3 trained at 8 x 1024 tokens and evaluated at 20 peaked at 35.3 GiB, 1.53 x the training
+# estimate (docs/benchmarks.md section 4).
+EVAL_LOGIT_PEAK_BYTES = 10
 
 # Gradients in flight while one layer runs backward, in units of e x intermediate per token: the
 # SwiGLU's input gradients at the MLP's backward. Measured on the CPU by counting live tensors of a
@@ -170,6 +178,7 @@ class Run:
     attention: str = "sdpa"  # fa2 (also fa3) | sdpa | eager
     act_bytes: int = 2  # 2 with bf16/fp16, 4 in fp32
     fused_loss: bool = False  # enable_liger_kernel: the fused linear cross-entropy never builds the logits
+    eval_batch: int | None = None  # per_device_eval_batch_size; None: micro_batch (as tuner renders it)
 
 
 def layer_bytes_per_token(m: ModelShape, run: Run) -> int:
@@ -213,11 +222,21 @@ def activation_bytes(m: ModelShape, run: Run) -> int:
     return tokens * (kept + head_in + working)
 
 
+def eval_activation_bytes(m: ModelShape, run: Run) -> int:
+    """Peak activation bytes of one evaluation micro-batch (no gradients): the lm_head's input and the
+    loss head's logits, or the SwiGLU's working set where the vocabulary is small."""
+    tokens = (run.eval_batch or run.micro_batch) * run.seq_len
+    e, h = run.act_bytes, m.hidden
+    head_in = 4 * h + 2 * e * h + 4 + 16  # final RMSNorm, lm_head's input, token ids and labels
+    return tokens * (head_in + max(EVAL_LOGIT_PEAK_BYTES * m.vocab, 4 * e * m.intermediate))
+
+
 @dataclass(frozen=True)
 class Estimate:
     model_states: int
-    activations: int
+    activations: int  # the larger of a training step's and an evaluation's
     overhead: int = FIXED_OVERHEAD_BYTES
+    phase: str = "training"  # which of the two peaks, as people read it: "training", or the evaluation's batch
 
     @property
     def allocated(self) -> int:
@@ -231,7 +250,8 @@ class Estimate:
     def describe(self) -> str:
         return (
             f"{gib(self.total)} GiB (model states {gib(self.model_states)} + activations "
-            f"{gib(self.activations)} + overhead {gib(self.overhead)})"
+            f"{gib(self.activations)}{'' if self.phase == 'training' else ' in ' + self.phase} + overhead "
+            f"{gib(self.overhead)})"
         )
 
 
@@ -253,10 +273,14 @@ def model_states_bytes(m: ModelShape, run: Run) -> int:
 
 
 def estimate(m: ModelShape, run: Run) -> Estimate:
-    """Peak memory per GPU of one training step of this configuration."""
+    """Peak memory per GPU of this configuration: a training step or an evaluation, whichever is larger."""
     if run.attention not in ATTENTIONS:
         raise ValueError(f"attention must be one of {ATTENTIONS}, got {run.attention!r}")
-    return Estimate(model_states_bytes(m, run), activation_bytes(m, run))
+    training, evaluation = activation_bytes(m, run), eval_activation_bytes(m, run)
+    if evaluation > training:
+        phase = f"evaluation at per_device_eval_batch_size {run.eval_batch or run.micro_batch}"
+        return Estimate(model_states_bytes(m, run), evaluation, phase=phase)
+    return Estimate(model_states_bytes(m, run), training)
 
 
 def gib(n: float) -> float:

@@ -25,7 +25,7 @@ SAFETY = 0.9
 # An OOM at predicted peak P lowers the usable memory to this share of P.
 OOM_BACKOFF = 0.95
 # Parameters of a trial that change its memory, and the largest value of each is the worst.
-MEMORY_PARAMS = ("per_device_train_batch_size", "cutoff_len")
+MEMORY_PARAMS = ("per_device_train_batch_size", "per_device_eval_batch_size", "cutoff_len")
 _OFFLOADED = ("cpu", "nvme")
 
 
@@ -37,8 +37,9 @@ def run_for(block: Block, params: dict[str, Any], gpus_per_node: int, nodes: int
     ds = deepspeed_configs.resolve(t.deepspeed, block.file) or {}
     zero = ds.get("zero_optimization") or {}
     flash = str(t.flash_attn or "auto").lower()
+    micro_batch = int(params.get("per_device_train_batch_size", t.per_device_train_batch_size))
     return Run(
-        micro_batch=int(params.get("per_device_train_batch_size", t.per_device_train_batch_size)),
+        micro_batch=micro_batch,
         seq_len=int(params.get("cutoff_len", t.cutoff_len)),
         gpus_per_node=max(1, gpus_per_node),
         nodes=max(1, nodes),
@@ -49,6 +50,8 @@ def run_for(block: Block, params: dict[str, Any], gpus_per_node: int, nodes: int
         attention={"disabled": "eager", "fa2": "fa2", "fa3": "fa2"}.get(flash, "sdpa"),
         act_bytes=2 if (t.bf16 or t.fp16 or extra.get("pure_bf16")) else 4,
         fused_loss=bool(extra.get("enable_liger_kernel", False)),
+        # tuner renders the training batch where the block sets none (tuner/trial/render.py)
+        eval_batch=int(params.get("per_device_eval_batch_size", extra.get("per_device_eval_batch_size", micro_batch))),
     )
 
 
