@@ -13,6 +13,7 @@ import pytest
 from tuner.config.block import load_block
 from tuner.config.machine import gpu_memory_bytes
 from tuner.config.memory import (
+    ESTIMATE_VERSION,
     GIB,
     ModelShape,
     Run,
@@ -153,6 +154,8 @@ def test_an_evaluation_batch_above_the_training_batch_is_named_in_the_estimate()
     e = estimate(H200_MODEL, Run(8, 1024, eval_batch=20))
     assert "activations 29.12 in evaluation at per_device_eval_batch_size 20" in e.describe()
     assert "evaluation" not in estimate(H200_MODEL, Run(8, 1024)).describe()  # evaluated at the training batch
+    # predict_with_generate: no loss head in the evaluation (generation is not modelled)
+    assert estimate(H200_MODEL, Run(8, 1024, eval_batch=20, eval_loss=False)).phase == "training"
 
 
 # -- the block, the space, the margin -----------------------------------------------------------
@@ -191,6 +194,7 @@ def test_run_reads_the_block(qwen_block, demo):
     assert (run.micro_batch, run.seq_len, run.zero_stage, run.attention, run.act_bytes) == (4, 32768, 3, "fa2", 2)
     assert run.checkpointing and run.fused_loss and not run.offload_optimizer
     assert run.eval_batch == 1 and run_for(block, {"per_device_eval_batch_size": 2}, 8).eval_batch == 2
+    assert run.eval_loss and not run_for(block, {"predict_with_generate": True}, 8).eval_loss
     off = run_for(
         qwen_block(
             **{
@@ -206,6 +210,14 @@ def test_run_reads_the_block(qwen_block, demo):
     assert worst_corner(build_space(block), block) == {"per_device_train_batch_size": 8}
     assert run_for(load_block(demo.block), {}, 1).act_bytes == 4  # the demo trains in fp32
     assert run_for(load_block(demo.block), {}, 1).eval_batch == 20  # and evaluates 20 at a time
+
+
+def test_the_worst_corner_includes_a_tuned_evaluation_batch(qwen_block, tmp_path):
+    space = tmp_path / "space.yaml"
+    for line, worst in (("{type: categorical, choices: [1, 32]}", 32), ("{type: int, low: 1, high: 16}", 16)):
+        space.write_text(f"params:\n  per_device_eval_batch_size: {line}\n")
+        block = qwen_block(**{"evolving.tunable_params": ["per_device_eval_batch_size"]})
+        assert worst_corner(build_space(block, space), block) == {"per_device_eval_batch_size": worst}
 
 
 def test_parse_memory():
@@ -226,7 +238,12 @@ def test_margin_refit_from_pairs_and_ooms():
         {"memory_estimate_gib": 40.0, "memory_peak_gib": 44.0, "exit_class": "ok"},
         {"memory_estimate_gib": 60.0, "memory_predicted_gib": 62.0, "exit_class": "oom"},
     ]
-    assert refit_from_trials(attrs) == Margin(1.1, int(62 * GIB))
+    assert refit_from_trials([{**a, "memory_estimate_version": ESTIMATE_VERSION} for a in attrs]) == Margin(
+        1.1, int(62 * GIB)
+    )
+    # A resumed study's trials estimated by older formulas (training only: 1.53 x below an evaluation's
+    # peak) would scale every new estimate: they are left out.
+    assert refit_from_trials([*attrs, {"memory_estimate_gib": 23.1, "memory_peak_gib": 35.31}]) == Margin(1.0, None)
 
 
 def test_gpu_memory_from_nvidia_smi(gpu_node, monkeypatch):

@@ -110,16 +110,18 @@ def test_activation_estimate_against_the_measured_peak(attention, dtype, checkpo
 
 
 @pytest.mark.parametrize(
-    ("vocab", "high"),
+    ("vocab", "dtype", "high"),
     [
-        # Measured error of the evaluation estimate, bf16, SDPA, 2 x 128 tokens:
-        (8000, 0.05),  # the logits dominate, as with a real vocabulary
-        (1000, 0.25),  # small vocabulary: the SwiGLU's working set, taken whole
+        # Measured error of the evaluation estimate, SDPA, 2 x 128 tokens:
+        (8000, "bfloat16", 0.05),  # the logits dominate, as with a real vocabulary
+        (8000, "float32", 0.05),  # fp32 logits: no upcast copy
+        (1000, "bfloat16", 0.25),  # small vocabulary: the SwiGLU's working set, taken whole
     ],
 )
-def test_evaluation_estimate_against_the_measured_peak(vocab, high):
-    measured = measured_peak("sdpa", torch.bfloat16, 2, vocab, False, evaluate=True)
+def test_evaluation_estimate_against_the_measured_peak(vocab, dtype, high):
+    measured = measured_peak("sdpa", getattr(torch, dtype), 2, vocab, False, evaluate=True)
     shape = ModelShape(layers=2, vocab=vocab, qk_norm=True, **SHAPE)
-    error = eval_activation_bytes(shape, Run(8, 128, eval_batch=2)) / measured - 1
-    print(f"evaluation, vocabulary {vocab}: {error:+.2%}")
+    run = Run(8, 128, eval_batch=2, act_bytes=2 if dtype == "bfloat16" else 4)
+    error = eval_activation_bytes(shape, run) / measured - 1
+    print(f"evaluation, vocabulary {vocab}, {dtype}: {error:+.2%}")
     assert 0 <= error <= high, f"estimate off by {error:+.1%} of the measured {measured} bytes"

@@ -34,13 +34,9 @@ FIXED_OVERHEAD_BYTES = 2 * GIB
 # beside it: 12 bytes per logit at the peak (the 16-bit logits, 2 bytes, are freed with the outputs).
 LOGIT_PEAK_BYTES = 12
 
-# Evaluation keeps nothing for backward, but its loss head peaks the same way: the 16-bit logits the
-# model returns (2 bytes), their fp32 upcast in ForCausalLMLoss (4) and log_softmax's fp32 output (4)
-# are alive at once, also with the fused loss (Liger skips the logits in training only). LLaMA-Factory
-# evaluates at per_device_eval_batch_size, which users often set above the training batch: on an H200
-# a 0.5B Qwen3 trained at 8 x 1024 tokens and evaluated at 20 peaked at 35.3 GiB, 1.53 x the training
-# estimate (docs/benchmarks.md section 4).
-EVAL_LOGIT_PEAK_BYTES = 10
+# Bumped whenever the formulas change: a study refits its margin only from trials estimated by the
+# same ones (a resumed older study's ratios would scale every new estimate). 2: evaluation counted.
+ESTIMATE_VERSION = 2
 
 # Gradients in flight while one layer runs backward, in units of e x intermediate per token: the
 # SwiGLU's input gradients at the MLP's backward. Measured on the CPU by counting live tensors of a
@@ -179,6 +175,16 @@ class Run:
     act_bytes: int = 2  # 2 with bf16/fp16, 4 in fp32
     fused_loss: bool = False  # enable_liger_kernel: the fused linear cross-entropy never builds the logits
     eval_batch: int | None = None  # per_device_eval_batch_size; None: micro_batch (as tuner renders it)
+    eval_loss: bool = True  # False with predict_with_generate: the evaluation computes no loss
+
+    @property
+    def eval_micro_batch(self) -> int:
+        return self.eval_batch or self.micro_batch
+
+
+def _head_input_bytes(h: int, e: int) -> int:
+    """Per token: the final RMSNorm (fp32 input copy, 1/rms), lm_head's input, token ids and labels."""
+    return 4 * h + 2 * e * h + 4 + 16
 
 
 def layer_bytes_per_token(m: ModelShape, run: Run) -> int:
@@ -216,19 +222,24 @@ def activation_bytes(m: ModelShape, run: Run) -> int:
     e, h = run.act_bytes, m.hidden
     layer = layer_bytes_per_token(m, run)
     kept = (e * h if run.checkpointing else layer) * m.layers
-    head_in = 4 * h + 2 * e * h + 4 + 16  # final RMSNorm, lm_head's input, token ids and labels
     head = (4 * h + e * h) if run.fused_loss else LOGIT_PEAK_BYTES * m.vocab + e * h
     working = max(head, (layer if run.checkpointing else 0) + BACKWARD_WORKING * e * m.intermediate)
-    return tokens * (kept + head_in + working)
+    return tokens * (kept + _head_input_bytes(h, e) + working)
 
 
 def eval_activation_bytes(m: ModelShape, run: Run) -> int:
-    """Peak activation bytes of one evaluation micro-batch (no gradients): the lm_head's input and the
-    loss head's logits, or the SwiGLU's working set where the vocabulary is small."""
-    tokens = (run.eval_batch or run.micro_batch) * run.seq_len
+    """Peak activation bytes of one evaluation micro-batch (nothing kept for backward): the lm_head's
+    input and the loss head, where the logits the model returns, their fp32 upcast in ForCausalLMLoss
+    (none when fp32 already) and log_softmax's fp32 output are alive at once, also with the fused loss
+    (Liger skips the logits in training only); or the SwiGLU's working set for a small vocabulary.
+    LLaMA-Factory evaluates at per_device_eval_batch_size, often set above the training batch: on an
+    H200 a 0.5B Qwen3 trained at 8 x 1024 tokens and evaluated at 20 peaked at 1.53 x the training
+    estimate (docs/benchmarks.md section 4). 0 with predict_with_generate (no labels: not modelled)."""
+    if not run.eval_loss:
+        return 0
     e, h = run.act_bytes, m.hidden
-    head_in = 4 * h + 2 * e * h + 4 + 16  # final RMSNorm, lm_head's input, token ids and labels
-    return tokens * (head_in + max(EVAL_LOGIT_PEAK_BYTES * m.vocab, 4 * e * m.intermediate))
+    logit = e + (4 if e != 4 else 0) + 4  # returned logits, their fp32 upcast, log_softmax's output
+    return run.eval_micro_batch * run.seq_len * (_head_input_bytes(h, e) + max(logit * m.vocab, 4 * e * m.intermediate))
 
 
 @dataclass(frozen=True)
@@ -278,7 +289,7 @@ def estimate(m: ModelShape, run: Run) -> Estimate:
         raise ValueError(f"attention must be one of {ATTENTIONS}, got {run.attention!r}")
     training, evaluation = activation_bytes(m, run), eval_activation_bytes(m, run)
     if evaluation > training:
-        phase = f"evaluation at per_device_eval_batch_size {run.eval_batch or run.micro_batch}"
+        phase = f"evaluation at per_device_eval_batch_size {run.eval_micro_batch}"
         return Estimate(model_states_bytes(m, run), evaluation, phase=phase)
     return Estimate(model_states_bytes(m, run), training)
 

@@ -1,8 +1,9 @@
 """Whether a trial's configuration fits its GPUs: the block's memory estimate, the space's worst corner, the margin.
 
-memory.py computes; this module reads what a block and a trial's parameters say (batch size,
-cutoff_len, DeepSpeed config, checkpointing, attention, precision), compares the estimate with the
-GPU memory, and refits the safety margin from what earlier trials measured and from real OOMs.
+memory.py computes; this module reads what a block and a trial's parameters say (batch sizes of
+training and evaluation, cutoff_len, DeepSpeed config, checkpointing, attention, precision),
+compares the estimate with the GPU memory, and refits the safety margin from what earlier trials
+measured (by the same formulas) and from real OOMs.
 """
 
 from __future__ import annotations
@@ -12,7 +13,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from tuner.config import deepspeed_configs
-from tuner.config.memory import GIB, Estimate, ModelShape, Run, estimate, gib, read_model_shape
+from tuner.config.memory import (
+    ESTIMATE_VERSION,
+    GIB,
+    Estimate,
+    ModelShape,
+    Run,
+    estimate,
+    gib,
+    read_model_shape,
+)
 from tuner.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -52,6 +62,7 @@ def run_for(block: Block, params: dict[str, Any], gpus_per_node: int, nodes: int
         fused_loss=bool(extra.get("enable_liger_kernel", False)),
         # tuner renders the training batch where the block sets none (tuner/trial/render.py)
         eval_batch=int(params.get("per_device_eval_batch_size", extra.get("per_device_eval_batch_size", micro_batch))),
+        eval_loss=not (params.get("predict_with_generate") or extra.get("predict_with_generate", False)),
     )
 
 
@@ -108,9 +119,12 @@ def refit(pairs: list[tuple[float, float]], oom_predicted: list[float]) -> Margi
 
 
 def refit_from_trials(trials_attrs: list[dict[str, Any]]) -> Margin:
-    """`refit` on the trials' user attrs (memory_estimate_gib, memory_peak_gib, memory_predicted_gib)."""
+    """`refit` on the trials' user attrs (memory_estimate_gib, memory_peak_gib, memory_predicted_gib) of
+    trials estimated by this version of the formulas."""
     pairs, ooms = [], []
     for a in trials_attrs:
+        if a.get("memory_estimate_version") != ESTIMATE_VERSION:
+            continue
         if a.get("memory_estimate_gib") and a.get("memory_peak_gib"):
             pairs.append((float(a["memory_estimate_gib"]), float(a["memory_peak_gib"])))
         if a.get("exit_class") == "oom" and a.get("memory_predicted_gib"):
@@ -134,6 +148,7 @@ class Verdict:
             "memory_estimate_gib": gib(self.estimate.allocated),
             "memory_predicted_gib": gib(self.predicted),
             "memory_usable_gib": gib(self.usable),
+            "memory_estimate_version": ESTIMATE_VERSION,
         }
 
     def reason(self) -> str:

@@ -154,7 +154,8 @@ class StudySession:
         raise TunerError(
             f"the last {MAX_INFEASIBLE_IN_A_ROW} sampled trials all broke the space's constraints; "
             "widen evolving.global_batch_size or the batch-size choices, or, where they did not fit the "
-            "GPU's memory (`tune check` shows the estimate), narrow per_device_train_batch_size"
+            "GPU's memory (`tune check` shows the estimate), narrow per_device_train_batch_size or lower "
+            "per_device_eval_batch_size"
         )
 
     def _start(self, number: int, params: dict[str, Any], resume_from: str | None = None) -> Ticket:
