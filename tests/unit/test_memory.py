@@ -341,8 +341,8 @@ def test_tune_check_prints_the_estimate(make_block, gpu_node, monkeypatch):
     assert "Peak memory per GPU" in result.output and "80.0 GiB per GPU (nvidia-smi)" in result.output
     own = next(line for line in result.output.splitlines() if "block's values" in line)
     corner = next(line for line in result.output.splitlines() if "worst corner" in line)
-    assert "1 x 32768" in own and "fits" in own and "does not fit" not in own
-    assert "8 x 32768" in corner and "does not fit" in corner
+    assert "1 x 32768" in own and "fits" in own and "does not fit" not in own and "(eval" not in own
+    assert "8 x 32768 (eval 1)" in corner and "does not fit" in corner  # the block's evaluation batch stays 1
     given = CliRunner().invoke(app, ["check", "--config", str(path), "--gpu-memory", "141GB"])
     assert "131.32 GiB per GPU (--gpu-memory)" in given.output
     bad = CliRunner().invoke(app, ["check", "--config", str(path), "--gpu-memory", "much"])

@@ -101,7 +101,7 @@ def print_memory(console: Console, block: Any, space_path: Any, gpu_memory: str 
     against the GPU memory given (--gpu-memory) or found (nvidia-smi); on the CPU, no limit."""
     from tuner.config.machine import gpu_memory_bytes
     from tuner.config.memory import gib
-    from tuner.config.memory_check import MemoryCheck, parse_memory, worst_corner
+    from tuner.config.memory_check import MemoryCheck, parse_memory, run_for, worst_corner
     from tuner.config.space import build_space
     from tuner.errors import TunerError
 
@@ -125,13 +125,14 @@ def print_memory(console: Console, block: Any, space_path: Any, gpu_memory: str 
     table = Table(title=title, title_justify="left")
     for column in ("configuration", "batch x cutoff_len", "estimate", "verdict"):
         table.add_column(column, overflow="fold")
-    t = block.training
     for label, params in rows:
         verdict = check.verdict(params)
         assert verdict is not None  # a shape was read
         e = verdict.estimate
-        size = f"{params.get('per_device_train_batch_size', t.per_device_train_batch_size)} x "
-        size += str(params.get("cutoff_len", t.cutoff_len))
+        run = run_for(block, params, gpus)
+        size = f"{run.micro_batch} x {run.seq_len}"
+        if run.eval_micro_batch != run.micro_batch:  # the evaluation's batch can set the peak
+            size += f" (eval {run.eval_micro_batch})"
         if not limit:
             fits = "-"
         elif verdict.fits:
